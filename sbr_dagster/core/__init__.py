@@ -1,0 +1,1 @@
+"""Framework-free core: plain functions over Polars frames and NumPy arrays, testable without Dagster."""
