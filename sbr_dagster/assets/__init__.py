@@ -1,0 +1,1 @@
+"""Dagster assets, split by domain; each module only wires core functions into the graph."""

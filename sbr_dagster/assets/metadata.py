@@ -1,0 +1,62 @@
+"""Turning core statistics into Dagster metadata people can read and chart in the UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from sbr_dagster.core import analysis
+
+
+def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested stats dicts become flat ``a/b`` metadata keys; numbers stay numbers so the UI can chart them."""
+    flat: dict[str, Any] = {}
+    for key, value in stats.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}/"))
+        elif isinstance(value, (bool, np.bool_)):
+            flat[name] = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            flat[name] = int(value)
+        elif isinstance(value, (float, np.floating)):
+            flat[name] = dg.MetadataValue.float(float(value))
+        elif value is None:
+            flat[name] = dg.MetadataValue.null()
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def table_md(frame: pl.DataFrame) -> dg.MetadataValue:
+    """A small frame as a markdown table."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return dg.MetadataValue.md("\n".join([header, rule, *rows]))
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def session_plots(frame: pl.DataFrame, title: str) -> dg.MetadataValue:
+    """Session-length and session-duration histograms as one markdown block of embedded PNGs."""
+    lengths = analysis.session_lengths(frame)
+    hours = analysis.session_durations(frame) / 3600.0
+    length_png = analysis.histogram_png(lengths, f"{title}: session length", "events per session", log_x=True)
+    duration_png = analysis.histogram_png(
+        np.maximum(hours, 1.0 / 60), f"{title}: session duration", "hours (min 1 minute)", log_x=True
+    )
+    return dg.MetadataValue.md(
+        "\n\n".join(
+            [
+                analysis.markdown_image(length_png, "session length histogram"),
+                analysis.markdown_image(duration_png, "session duration histogram"),
+            ]
+        )
+    )

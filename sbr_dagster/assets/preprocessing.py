@@ -1,0 +1,120 @@
+"""Per session definition: sessions -> cleansed -> train/valid/test, under the key prefix ``<definition>``."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from sbr_dagster.assets.metadata import flatten, session_plots, table_md
+from sbr_dagster.assets.source import RATINGS_KEY
+from sbr_dagster.core import analysis, cleansing, sessions, splitting
+from sbr_dagster.resources import PreprocessingSettings
+
+
+def min_rating_of(definition: sessions.SessionDefinition, settings: PreprocessingSettings) -> int:
+    """A ``_rK`` suffix on the definition wins over the run-wide ``min_rating``."""
+    return definition.min_rating if definition.min_rating is not None else settings.min_rating
+
+
+def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
+    definition = sessions.parse_definition(name)
+
+    @dg.asset(
+        key=[name, "sessions"],
+        ins={"ratings": dg.AssetIn(RATINGS_KEY)},
+        group_name=name,
+        kinds={"polars", "parquet"},
+        description=f"Events cut into sessions by `{name}`, low ratings removed per the rating policy.",
+    )
+    def sessions_asset(ratings: pl.DataFrame, preprocessing: PreprocessingSettings):
+        all_events = sessions.assign_sessions(ratings, definition.gap)
+        min_rating = min_rating_of(definition, preprocessing)
+        kept = sessions.apply_rating_policy(all_events, min_rating)
+        removed = {
+            "events": all_events.height - kept.height,
+            "sessions": all_events["session_id"].n_unique() - kept["session_id"].n_unique(),
+            "items": all_events["item_id"].n_unique() - kept["item_id"].n_unique(),
+        }
+        metadata = {
+            "definition": name,
+            "gap_seconds": definition.gap.total_seconds() if definition.gap else dg.MetadataValue.null(),
+            "min_rating": min_rating,
+            **flatten(analysis.session_stats(kept)),
+            **flatten(removed, "removed_by_rating_policy/"),
+            "plots": session_plots(kept, name),
+        }
+        return dg.Output(kept, metadata=metadata)
+
+    @dg.asset(
+        key=[name, "cleansed"],
+        ins={"events": dg.AssetIn([name, "sessions"])},
+        group_name=name,
+        kinds={"polars", "parquet"},
+        description="Short sessions and rare items dropped, repeatedly, until nothing changes.",
+    )
+    def cleansed_asset(events: pl.DataFrame, preprocessing: PreprocessingSettings):
+        kept, rounds = cleansing.cleanse(
+            events,
+            min_session_length=preprocessing.min_session_length,
+            min_item_support=preprocessing.min_item_support,
+        )
+        report = pl.DataFrame(rounds)
+        metadata = {
+            "min_session_length": preprocessing.min_session_length,
+            "min_item_support": preprocessing.min_item_support,
+            "rounds": len(rounds),
+            **flatten(analysis.session_stats(kept)),
+            **flatten(
+                {col: int(report[col].sum()) for col in report.columns if col != "round"} if rounds else {},
+                "cleansing/",
+            ),
+            "cleansing_rounds": table_md(report) if rounds else "none",
+            "plots": session_plots(kept, f"{name} (cleansed)"),
+        }
+        return dg.Output(kept, metadata=metadata)
+
+    @dg.multi_asset(
+        name=f"{name}__split",
+        ins={"cleansed": dg.AssetIn([name, "cleansed"])},
+        outs={
+            part: dg.AssetOut(key=[name, part], group_name=name, kinds={"polars", "parquet"})
+            for part in ("train", "valid", "test", "item_index")
+        },
+        description="Time split: test = latest sessions, valid = the ones before; items unseen in train dropped.",
+    )
+    def split_asset(context: dg.AssetExecutionContext, cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
+        result = splitting.split(
+            cleansed,
+            method=preprocessing.split_method,
+            test_days=preprocessing.test_days,
+            valid_days=preprocessing.valid_days,
+            test_fraction=preprocessing.test_fraction,
+            valid_fraction=preprocessing.valid_fraction,
+            min_session_length=preprocessing.min_session_length,
+        )
+        common = {
+            "split_method": result.method,
+            "valid_cutoff": str(result.valid_cutoff),
+            "test_cutoff": str(result.test_cutoff),
+            **flatten(result.report, "split/"),
+        }
+        context.log.info(f"{name}: split {common}")
+        for part in ("train", "valid", "test"):
+            frame = getattr(result, part)
+            yield dg.Output(
+                frame,
+                output_name=part,
+                metadata={
+                    **common,
+                    "events": frame.height,
+                    "sessions": frame["session_id"].n_unique(),
+                    "items": frame["item_id"].n_unique(),
+                },
+            )
+        yield dg.Output(
+            result.item_index,
+            output_name="item_index",
+            metadata={"items": result.item_index.height, **common},
+        )
+
+    return [sessions_asset, cleansed_asset, split_asset]

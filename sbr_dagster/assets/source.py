@@ -1,0 +1,42 @@
+"""Raw MovieLens tables, parsed once and shared by every session definition."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from sbr_dagster.core import parsing, source
+from sbr_dagster.resources import DataLake, MovieLensSource
+
+RATINGS_KEY = dg.AssetKey(["raw", "ratings"])
+MOVIES_KEY = dg.AssetKey(["raw", "movies"])
+
+
+@dg.asset(key=RATINGS_KEY, group_name="raw", kinds={"polars", "parquet"})
+def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake: DataLake):
+    """Every rating of ratings.dat with its original line number (the tie-breaker for equal timestamps)."""
+    directory = movielens.locate(cache_dir=lake.path("raw", "download"))
+    path = directory / "ratings.dat"
+    frame, duplicates = parsing.drop_duplicate_ratings(parsing.read_ratings(path))
+    context.log.info(f"parsed {frame.height:,} ratings from {path}")
+    return dg.Output(
+        frame,
+        metadata={
+            "source_file": dg.MetadataValue.path(str(path)),
+            "source_md5": source.md5_of(path),
+            "ratings": frame.height,
+            "users": frame["user_id"].n_unique(),
+            "items": frame["item_id"].n_unique(),
+            "duplicate_ratings_dropped": duplicates,
+            "first_event": str(frame["timestamp"].min()),
+            "last_event": str(frame["timestamp"].max()),
+        },
+    )
+
+
+@dg.asset(key=MOVIES_KEY, group_name="raw", kinds={"polars", "parquet"})
+def movies(movielens: MovieLensSource, lake: DataLake) -> dg.Output[pl.DataFrame]:
+    """Titles, years and genres, for people reading recommendations."""
+    path = movielens.locate(cache_dir=lake.path("raw", "download")) / "movies.dat"
+    frame = parsing.read_movies(path)
+    return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height})

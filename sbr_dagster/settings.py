@@ -1,0 +1,39 @@
+"""Where things live and which session definitions exist, read from the environment.
+
+Kept free of Dagster so the CLI, benchmarks and tests resolve paths exactly like the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_ML1M_DIR = "SBR_ML1M_DIR"
+ENV_DATA_LAKE = "SBR_DATA_LAKE"
+ENV_DEFINITIONS = "SBR_SESSION_DEFINITIONS"
+
+DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
+
+
+def default_lake_root() -> str:
+    """``data_lake/`` of the source checkout when run from one, else ``./data_lake``."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return str(PROJECT_ROOT / "data_lake")
+    return str(Path.cwd() / "data_lake")
+
+
+def lake_root() -> str:
+    return os.environ.get(ENV_DATA_LAKE) or default_lake_root()
+
+
+def ml1m_dir() -> str | None:
+    return os.environ.get(ENV_ML1M_DIR) or None
+
+
+def definition_names() -> tuple[str, ...]:
+    """Session definitions to build: ``SBR_SESSION_DEFINITIONS`` (comma-separated) or the four defaults."""
+    raw = os.environ.get(ENV_DEFINITIONS, "")
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    return names or DEFAULT_DEFINITIONS
