@@ -101,7 +101,12 @@ def test_read_movies_latin1_years_and_genres(tmp_path):
     movies = parsing.read_movies(write(tmp_path, "movies.dat", content, encoding="latin-1"))
     assert schema.schema_errors(movies, schema.MOVIES) == []
     assert movies["item_id"].to_list() == [73, 648, 9, 10]
-    assert movies["title"].to_list() == ["Misérables, Les", "Mission: Impossible", "Star Trek:: The Odd One", "No Year Here"]
+    assert movies["title"].to_list() == [
+        "Misérables, Les",
+        "Mission: Impossible",
+        "Star Trek:: The Odd One",
+        "No Year Here",
+    ]
     assert movies["year"].to_list() == [1995, 1996, 1999, None]
     assert movies["genres"].to_list() == [["Drama", "Musical"], ["Action", "Adventure"], ["Sci-Fi"], []]
 
