@@ -1,0 +1,110 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.core.evaluation import (
+    METRICS_SCHEMA,
+    comparison_markdown,
+    metrics_frame,
+    prediction_index,
+    session_arrays,
+)
+from sbr_dagster.core.metrics import mrr_at, recall_at
+
+ITEM_INDEX = pl.DataFrame(
+    {"item_id": [10, 20, 30], "item_idx": [0, 1, 2], "support": [5, 4, 3]},
+    schema={"item_id": pl.Int32, "item_idx": pl.Int32, "support": pl.UInt32},
+)
+
+
+def _split(session_ids: list[int], item_ids: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"session_id": session_ids, "item_id": item_ids},
+        schema={"session_id": pl.Int32, "item_id": pl.Int32},
+    )
+
+
+def test_session_arrays_map_items_and_keep_event_order():
+    items, offsets = session_arrays(_split([5, 5, 7, 7, 7], [30, 10, 20, 30, 30]), ITEM_INDEX)
+    assert items.dtype == np.int32 and offsets.dtype == np.int64
+    assert items.tolist() == [2, 0, 1, 2, 2]
+    assert offsets.tolist() == [0, 2, 5]
+
+
+def test_session_arrays_reject_items_missing_from_the_index():
+    with pytest.raises(InputDataError, match="item_id 40 in session 7"):
+        session_arrays(_split([5, 5, 7, 7], [10, 20, 40, 10]), ITEM_INDEX)
+
+
+def test_session_arrays_reject_sessions_out_of_order():
+    with pytest.raises(InputDataError, match="not ordered by session_id"):
+        session_arrays(_split([7, 7, 5, 5], [10, 20, 30, 10]), ITEM_INDEX)
+
+
+def test_prediction_index_lists_every_event_but_the_first_of_each_session():
+    session, event = prediction_index(np.array([0, 3, 5, 9]))
+    assert session.tolist() == [0, 0, 1, 2, 2, 2]
+    assert event.tolist() == [1, 2, 4, 6, 7, 8]
+
+
+def test_prediction_index_rejects_single_event_sessions():
+    with pytest.raises(InputDataError, match="session 1 has 1 events"):
+        prediction_index(np.array([0, 3, 4, 6]))
+
+
+def _frame(ranks: np.ndarray, offsets: np.ndarray, model: str = "gru", **kwargs) -> pl.DataFrame:
+    return metrics_frame(ranks, offsets, definition="gap_1h", split="test", model=model, n_boot=200, **kwargs)
+
+
+def test_metrics_frame_has_one_row_per_cutoff_and_intervals_only_where_asked():
+    offsets = np.array([0, 3, 5, 9])
+    ranks = np.array([1, 7, 30, 2, 15, 4])
+    frame = _frame(ranks, offsets)
+    assert frame.schema == pl.Schema(METRICS_SCHEMA)
+    assert frame["k"].to_list() == [1, 5, 10, 20]
+    assert frame["n_predictions"].to_list() == [6] * 4
+    assert frame["recall"].to_list() == [recall_at(ranks, k) for k in (1, 5, 10, 20)]
+    assert frame["mrr"].to_list() == [mrr_at(ranks, k) for k in (1, 5, 10, 20)]
+    with_ci = frame.filter(pl.col("recall_ci_low").is_not_null())
+    assert with_ci["k"].to_list() == [20]
+    assert with_ci["mrr_ci_low"].item() <= with_ci["mrr"].item() <= with_ci["mrr_ci_high"].item()
+    assert frame.filter(pl.col("k") != 20)["mrr_ci_high"].null_count() == 3
+
+
+def test_metrics_frame_requires_one_rank_per_prediction():
+    with pytest.raises(ValueError, match="got 5 ranks for 6 predictions"):
+        _frame(np.array([1, 2, 3, 4, 5]), np.array([0, 3, 5, 9]))
+
+
+def test_comparison_markdown_has_a_row_per_model_with_the_interval_at_20():
+    offsets = np.array([0, 3, 5, 9])
+    frame = pl.concat(
+        [
+            _frame(np.array([1, 7, 30, 2, 15, 4]), offsets),
+            _frame(np.array([3, 1, 1, 9, 40, 2]), offsets, "pop"),
+        ]
+    )
+    lines = comparison_markdown(frame).splitlines()
+    assert lines[0] == (
+        "| model | Recall@1 | Recall@5 | Recall@10 | Recall@20 | MRR@1 | MRR@5 | MRR@10 | MRR@20 |"
+    )
+    assert len(lines) == 4
+    pop = frame.filter(pl.col("model") == "pop", pl.col("k") == 20).row(0, named=True)
+    cells = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert cells[0] == "pop"
+    assert cells[4] == f"{pop['recall']:.3f} [{pop['recall_ci_low']:.3f}, {pop['recall_ci_high']:.3f}]"
+    assert cells[1] == f"{frame.filter(pl.col('model') == 'pop', pl.col('k') == 1)['recall'].item():.3f}"
+
+
+def test_comparison_markdown_labels_rows_by_split_when_splits_are_mixed():
+    offsets = np.array([0, 3])
+    frame = pl.concat(
+        [
+            metrics_frame(np.array([1, 2]), offsets, definition="d", split=split, model="sr", n_boot=50)
+            for split in ("valid", "test")
+        ]
+    )
+    lines = comparison_markdown(frame).splitlines()
+    assert lines[0].startswith("| split | model |")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["valid", "test"]
