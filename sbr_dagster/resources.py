@@ -39,7 +39,9 @@ class LakeParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         path = self.lake.table_path(context.asset_key)
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: materialize {context.asset_key.to_user_string()} first")
+            raise FileNotFoundError(
+                f"{path} does not exist: materialize {context.asset_key.to_user_string()} first"
+            )
         return lake.read_parquet(path)
 
 

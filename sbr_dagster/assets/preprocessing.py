@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from sbr_dagster.assets import PREPROCESSING_TAGS
 from sbr_dagster.assets.metadata import flatten, session_plots, table_md
 from sbr_dagster.assets.source import RATINGS_KEY
 from sbr_dagster.core import analysis, cleansing, sessions, splitting
@@ -24,6 +25,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         ins={"ratings": dg.AssetIn(RATINGS_KEY)},
         group_name=name,
         kinds={"polars", "parquet"},
+        tags=PREPROCESSING_TAGS,
         description=f"Events cut into sessions by `{name}`, low ratings removed per the rating policy.",
     )
     def sessions_asset(ratings: pl.DataFrame, preprocessing: PreprocessingSettings):
@@ -50,6 +52,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         ins={"events": dg.AssetIn([name, "sessions"])},
         group_name=name,
         kinds={"polars", "parquet"},
+        tags=PREPROCESSING_TAGS,
         description="Short sessions and rare items dropped, repeatedly, until nothing changes.",
     )
     def cleansed_asset(events: pl.DataFrame, preprocessing: PreprocessingSettings):
@@ -77,12 +80,16 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         name=f"{name}__split",
         ins={"cleansed": dg.AssetIn([name, "cleansed"])},
         outs={
-            part: dg.AssetOut(key=[name, part], group_name=name, kinds={"polars", "parquet"})
+            part: dg.AssetOut(
+                key=[name, part], group_name=name, kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS
+            )
             for part in ("train", "valid", "test", "item_index")
         },
-        description="Time split: test = latest sessions, valid = the ones before; items unseen in train dropped.",
+        description="Time split: test = latest sessions, valid = those before; unseen items dropped.",
     )
-    def split_asset(context: dg.AssetExecutionContext, cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
+    def split_asset(
+        context: dg.AssetExecutionContext, cleansed: pl.DataFrame, preprocessing: PreprocessingSettings
+    ):
         result = splitting.split(
             cleansed,
             method=preprocessing.split_method,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from sbr_dagster.assets import PREPROCESSING_TAGS
 from sbr_dagster.core import parsing, source
 from sbr_dagster.resources import DataLake, MovieLensSource
 
@@ -12,7 +13,7 @@ RATINGS_KEY = dg.AssetKey(["raw", "ratings"])
 MOVIES_KEY = dg.AssetKey(["raw", "movies"])
 
 
-@dg.asset(key=RATINGS_KEY, group_name="raw", kinds={"polars", "parquet"})
+@dg.asset(key=RATINGS_KEY, group_name="raw", kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
 def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake: DataLake):
     """Every rating of ratings.dat with its original line number (the tie-breaker for equal timestamps)."""
     directory = movielens.locate(cache_dir=lake.path("raw", "download"))
@@ -34,9 +35,11 @@ def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake:
     )
 
 
-@dg.asset(key=MOVIES_KEY, group_name="raw", kinds={"polars", "parquet"})
+@dg.asset(key=MOVIES_KEY, group_name="raw", kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
 def movies(movielens: MovieLensSource, lake: DataLake) -> dg.Output[pl.DataFrame]:
     """Titles, years and genres, for people reading recommendations."""
     path = movielens.locate(cache_dir=lake.path("raw", "download")) / "movies.dat"
     frame = parsing.read_movies(path)
-    return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height})
+    return dg.Output(
+        frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height}
+    )

@@ -45,8 +45,11 @@ def ml1m_fingerprint(context: dg.AssetCheckExecutionContext, ratings: pl.DataFra
         "items": ratings["item_id"].n_unique(),
     }
     if md5 != source.ML1M_RATINGS_MD5:
-        return dg.AssetCheckResult(passed=True, description="source is not ML-1M: fingerprint not applicable",
-                                   metadata={"source_md5": str(md5), **actual})
+        return dg.AssetCheckResult(
+            passed=True,
+            description="source is not ML-1M: fingerprint not applicable",
+            metadata={"source_md5": str(md5), **actual},
+        )
     problems = [f"{k}: {actual[k]:,} != {v:,}" for k, v in source.ML1M_FINGERPRINT.items() if actual[k] != v]
     return result(problems, source_md5=md5, **actual)
 
@@ -57,8 +60,12 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
     train_key = part_keys["train"]
     ins = {part: dg.AssetIn(key) for part, key in part_keys.items() if part != "train"}
 
-    @dg.asset_check(asset=cleansed_key, name="cleansing_thresholds", blocking=True,
-                    description="No nulls, every session >= min length, every item >= min support.")
+    @dg.asset_check(
+        asset=cleansed_key,
+        name="cleansing_thresholds",
+        blocking=True,
+        description="No nulls, every session >= min length, every item >= min support.",
+    )
     def cleansing_thresholds(cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
         return result(
             validation.schema_problems(cleansed, schema.SESSIONS)
@@ -67,24 +74,41 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
             + validation.item_support_problems(cleansed, preprocessing.min_item_support)
         )
 
-    @dg.asset_check(asset=train_key, name="split_schema", blocking=True, additional_ins=ins,
-                    description="train/valid/test have the split schema, no nulls, sessions >= min length.")
-    def split_schema(train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame,
-                     preprocessing: PreprocessingSettings):
+    @dg.asset_check(
+        asset=train_key,
+        name="split_schema",
+        blocking=True,
+        additional_ins=ins,
+        description="train/valid/test have the split schema, no nulls, sessions >= min length.",
+    )
+    def split_schema(
+        train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame, preprocessing: PreprocessingSettings
+    ):
         problems = []
         for part, frame in {"train": train, "valid": valid, "test": test}.items():
-            found = (validation.schema_problems(frame, schema.SPLIT) + validation.null_problems(frame)
-                     + validation.session_length_problems(frame, preprocessing.min_session_length))
+            found = (
+                validation.schema_problems(frame, schema.SPLIT)
+                + validation.null_problems(frame)
+                + validation.session_length_problems(frame, preprocessing.min_session_length)
+            )
             problems += [f"{part}: {p}" for p in found]
         return result(problems)
 
-    @dg.asset_check(asset=train_key, name="split_leaks_nothing", blocking=True, additional_ins=ins,
-                    description="Sessions disjoint, valid/test items within train, cut-offs respected.")
-    def split_leaks_nothing(context: dg.AssetCheckExecutionContext, train: pl.DataFrame,
-                            valid: pl.DataFrame, test: pl.DataFrame):
+    @dg.asset_check(
+        asset=train_key,
+        name="split_leaks_nothing",
+        blocking=True,
+        additional_ins=ins,
+        description="Sessions disjoint, valid/test items within train, cut-offs respected.",
+    )
+    def split_leaks_nothing(
+        context: dg.AssetCheckExecutionContext, train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame
+    ):
         meta = latest_metadata(context, train_key)
         if "valid_cutoff" not in meta or "test_cutoff" not in meta:
-            return result([f"{train_key.to_user_string()} has no cut-offs in its metadata: re-materialize it"])
+            return result(
+                [f"{train_key.to_user_string()} has no cut-offs in its metadata: re-materialize it"]
+            )
         valid_cutoff = datetime.fromisoformat(meta["valid_cutoff"])
         test_cutoff = datetime.fromisoformat(meta["test_cutoff"])
         problems = (

@@ -42,7 +42,12 @@ def disjoint_session_problems(parts: dict[str, pl.DataFrame]) -> list[str]:
     names = list(parts)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            shared = parts[a].select("session_id").unique().join(parts[b].select("session_id").unique(), on="session_id")
+            shared = (
+                parts[a]
+                .select("session_id")
+                .unique()
+                .join(parts[b].select("session_id").unique(), on="session_id")
+            )
             if shared.height:
                 problems.append(f"{shared.height} sessions are in both {a} and {b}")
     return problems
@@ -54,7 +59,9 @@ def unseen_item_problems(train: pl.DataFrame, parts: dict[str, pl.DataFrame]) ->
     for name, frame in parts.items():
         unseen = frame.select("item_id").unique().join(known, on="item_id", how="anti")
         if unseen.height:
-            problems.append(f"{unseen.height} {name} items never appear in train, e.g. {unseen['item_id'][0]}")
+            problems.append(
+                f"{unseen.height} {name} items never appear in train, e.g. {unseen['item_id'][0]}"
+            )
     return problems
 
 
@@ -65,10 +72,15 @@ def session_ends(frame: pl.DataFrame) -> pl.Series:
 def cutoff_problems(
     train: pl.DataFrame, test: pl.DataFrame, valid_cutoff: datetime, test_cutoff: datetime
 ) -> list[str]:
-    """Train ends before the validation cut-off and test at or after the test cut-off: nothing leaks backwards."""
+    """Train ends before the validation cut-off, test at or after the test cut-off: nothing leaks back."""
     problems = []
     checks = [
-        ("train", train, lambda ends: ends < valid_cutoff, f"end before the validation cut-off {valid_cutoff}"),
+        (
+            "train",
+            train,
+            lambda ends: ends < valid_cutoff,
+            f"end before the validation cut-off {valid_cutoff}",
+        ),
         ("test", test, lambda ends: ends >= test_cutoff, f"end at or after the test cut-off {test_cutoff}"),
     ]
     for name, frame, holds, rule in checks:
@@ -76,4 +88,19 @@ def cutoff_problems(
         bad = ends.filter(~holds(ends))
         if bad.len():
             problems.append(f"{bad.len()} {name} sessions do not {rule} (e.g. one ends {bad[0]})")
+    return problems
+
+
+def expected_predictions(frame: pl.DataFrame) -> int:
+    """Every event but each session's first is predicted once."""
+    return frame.height - frame["session_id"].n_unique()
+
+
+def proportion_problems(frame: pl.DataFrame, columns: list[str]) -> list[str]:
+    problems = []
+    for col in columns:
+        values = frame[col].drop_nulls()
+        bad = values.filter((values < 0) | (values > 1) | values.is_nan())
+        if bad.len():
+            problems.append(f"{bad.len()} values of {col!r} outside [0, 1], e.g. {bad[0]}")
     return problems

@@ -1,0 +1,67 @@
+"""A trained model together with everything needed to use it: item index, config and training curve.
+
+The item index is copied next to the model so a bundle stays usable even after the split is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sbr_dagster.core import lake
+from sbr_dagster.core.errors import InputDataError
+
+MODEL_FILE = "model.keras"
+ITEM_INDEX_FILE = "item_index.parquet"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.parquet"
+
+
+@dataclass
+class ModelBundle:
+    model: Any
+    item_index: pl.DataFrame
+    config: dict[str, Any]
+    history: pl.DataFrame
+
+
+def save_bundle(
+    directory: str | Path, model: Any, item_index: pl.DataFrame, config: dict[str, Any], history: pl.DataFrame
+) -> Path:
+    from sbr_dagster.core import training
+
+    directory = Path(directory)
+    lake.write_parquet(item_index, directory / ITEM_INDEX_FILE)
+    lake.write_parquet(history, directory / HISTORY_FILE)
+    lake.write_atomic(
+        directory / CONFIG_FILE,
+        lambda tmp: tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str)),
+    )
+    training.save_model(model, directory / MODEL_FILE)
+    return directory
+
+
+def load_bundle(directory: str | Path) -> ModelBundle:
+    from sbr_dagster.core import training
+
+    directory = Path(directory)
+    missing = [f for f in (MODEL_FILE, ITEM_INDEX_FILE, CONFIG_FILE) if not (directory / f).is_file()]
+    if missing:
+        raise InputDataError(
+            f"no trained model in {directory} (missing {', '.join(missing)}): materialize the model asset "
+            "first, e.g. `dagster asset materialize -m sbr_dagster.definitions "
+            f"--select '+{directory.parent.name}/gru4rec'`"
+        )
+    history = (
+        pl.read_parquet(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else pl.DataFrame()
+    )
+    return ModelBundle(
+        model=training.load_model(directory / MODEL_FILE),
+        item_index=pl.read_parquet(directory / ITEM_INDEX_FILE),
+        config=json.loads((directory / CONFIG_FILE).read_text()),
+        history=history,
+    )

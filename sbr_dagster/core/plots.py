@@ -1,0 +1,76 @@
+"""PNG charts for the Dagster UI; matplotlib is imported lazily so importing the pipeline stays cheap."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+
+def _figure(width: float = 6.0, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+
+
+def _png(plt, fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """Markdown that embeds ``png`` inline, which is how Dagster's markdown metadata shows a picture."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def curves_png(
+    epochs: Sequence[int], left: dict[str, Sequence[float]], right: dict[str, Sequence[float]], title: str
+) -> bytes:
+    """Lines by epoch: ``left`` series (e.g. loss) on one axis, ``right`` (e.g. Recall@20) on a twin axis."""
+    plt, fig, ax = _figure()
+    for label, values in left.items():
+        ax.plot(epochs, values, marker="o", label=label, color="tab:gray")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(" / ".join(left))
+    twin = ax.twinx()
+    for label, values in right.items():
+        twin.plot(epochs, values, marker="s", label=label)
+    twin.set_ylabel(" / ".join(right))
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    twin.legend(handles, list(left) + list(right), loc="best", fontsize=8)
+    ax.set_title(title)
+    return _png(plt, fig)
+
+
+def interval_png(
+    labels: Sequence[str],
+    series: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    title: str,
+) -> bytes:
+    """Point estimates with confidence bars per label; ``series`` maps a name to (value, low, high)."""
+    import numpy as np
+
+    plt, fig, ax = _figure(width=max(6.0, 0.45 * len(labels) + 2), height=4.0)
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, bars) in enumerate(series.items()):
+        value, low, high = (np.asarray(v, dtype=float) for v in bars)
+        ax.errorbar(
+            x + (i - (len(series) - 1) / 2) * width,
+            value,
+            yerr=[value - low, high - value],
+            fmt="o",
+            capsize=3,
+            label=name,
+        )
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(plt, fig)

@@ -1,0 +1,116 @@
+"""The preprocessing assets and their blocking checks, materialized through Dagster end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from sbr_dagster.core import schema
+from sbr_dagster.definitions import build_definitions
+from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+
+DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
+
+
+def run_preprocessing(
+    data_dir: Path, lake_root: Path, names=DEFINITIONS, **settings
+) -> dg.ExecuteInProcessResult:
+    data_lake = DataLake(root=str(lake_root))
+    defs = build_definitions(
+        names,
+        resources={
+            "lake": data_lake,
+            "io_manager": LakeParquetIOManager(lake=data_lake),
+            "movielens": MovieLensSource(local_dir=str(data_dir)),
+            "preprocessing": PreprocessingSettings(**settings),
+        },
+    )
+    job = defs.resolve_job_def("preprocess")
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+
+
+def assert_all_checks_passed(result: dg.ExecuteInProcessResult) -> int:
+    evaluations = result.get_asset_check_evaluations()
+    failed = [(e.asset_check_key.to_user_string(), e.description) for e in evaluations if not e.passed]
+    assert not failed
+    return len(evaluations)
+
+
+def test_materializes_every_table_for_every_definition(ml1m_like_dir, tmp_path):
+    result = run_preprocessing(ml1m_like_dir, tmp_path)
+    assert result.success
+    # 2 raw checks + 3 per definition
+    assert assert_all_checks_passed(result) == 2 + 3 * len(DEFINITIONS)
+    assert (tmp_path / "raw" / "ratings.parquet").is_file()
+    assert (tmp_path / "raw" / "movies.parquet").is_file()
+    for name in DEFINITIONS:
+        for table in ("sessions", "cleansed", "train", "valid", "test", "item_index"):
+            path = tmp_path / name / f"{table}.parquet"
+            assert path.is_file(), path
+        train = pl.read_parquet(tmp_path / name / "train.parquet")
+        assert dict(train.schema) == schema.SPLIT
+        test = pl.read_parquet(tmp_path / name / "test.parquet")
+        assert set(test["item_id"].unique()) <= set(train["item_id"].unique())
+
+
+def test_metadata_has_stats_and_plots(ml1m_like_dir, tmp_path):
+    result = run_preprocessing(ml1m_like_dir, tmp_path, names=("gap_1h",))
+    sessions = result.asset_materializations_for_node("gap_1h__sessions_asset")
+    assert sessions, "sessions asset materialized"
+    metadata = sessions[0].metadata
+    assert metadata["events"].value > 0
+    assert "data:image/png;base64," in metadata["plots"].value
+    split = result.asset_materializations_for_node("gap_1h__split")
+    cutoffs = {m.asset_key.path[-1]: m.metadata["test_cutoff"].value for m in split}
+    assert set(cutoffs) == {"train", "valid", "test", "item_index"}
+
+
+def test_fraction_split_is_selectable_per_run(ml1m_like_dir, tmp_path):
+    result = run_preprocessing(
+        ml1m_like_dir,
+        tmp_path,
+        names=("gap_1h",),
+        split_method="fraction",
+        test_fraction=0.2,
+        valid_fraction=0.2,
+    )
+    assert result.success
+    assert_all_checks_passed(result)
+    sessions = {
+        part: pl.read_parquet(tmp_path / "gap_1h" / f"{part}.parquet")["session_id"].n_unique()
+        for part in ("train", "valid", "test")
+    }
+    assert sessions["test"] > 0.1 * sum(sessions.values())
+
+
+def test_rerun_is_idempotent(ml1m_like_dir, tmp_path):
+    run_preprocessing(ml1m_like_dir, tmp_path, names=("user",))
+    first = {p: p.read_bytes() for p in (tmp_path / "user").glob("*.parquet")}
+    run_preprocessing(ml1m_like_dir, tmp_path, names=("user",))
+    second = {p: p.read_bytes() for p in (tmp_path / "user").glob("*.parquet")}
+    assert first == second
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_bad_source_fails_without_writing(tmp_path):
+    data_dir = tmp_path / "bad"
+    data_dir.mkdir()
+    (data_dir / "ratings.dat").write_text("1::10::5::978300760\n1,11,4,978300761\n")
+    (data_dir / "movies.dat").write_text("10::A (1999)::Drama\n11::B (1999)::Drama\n")
+    with pytest.raises(Exception, match=r"ratings\.dat.*line 2"):
+        run_preprocessing(data_dir, tmp_path / "lake", names=("user",))
+    assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.real_data
+def test_real_ml1m_preprocessing(real_ml1m_dir, tmp_path):
+    result = run_preprocessing(real_ml1m_dir, tmp_path)
+    assert result.success
+    assert_all_checks_passed(result)
+    ratings = result.asset_materializations_for_node("raw__ratings")[0].metadata
+    assert ratings["ratings"].value == 1_000_209
+    train = pl.read_parquet(tmp_path / "user" / "train.parquet")
+    assert train.height > 900_000
