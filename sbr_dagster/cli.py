@@ -1,0 +1,155 @@
+"""``sbr``: the project's console commands (``sbr recommend`` for now).
+
+Mistakes a user can fix (bad arguments, unknown movies, a model not trained yet) end as one
+``error: ...`` line on stderr and exit status 2, never a stack trace. Heavy imports (Polars,
+TensorFlow) wait until a command runs, so ``sbr --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_USER_ERROR = 2
+
+
+class UsageError(Exception):
+    """A command line that argparse (or a value parser) rejects."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage and exit; main prints one line
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int_list(what: str):
+    def parse(text: str) -> list[int]:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"is empty: give comma-separated {what}, e.g. 1193,661")
+        parts = [p.strip() for p in text.split(",")]
+        bad = [p for p in parts if not p.lstrip("+-").isdigit()]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {what} ({', '.join(repr(b) for b in bad)} "
+                "is not a whole number)"
+            )
+        return [int(p) for p in parts]
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sbr",
+        description="Session-based movie recommendation (GRU4Rec on MovieLens 1M).",
+        epilog="Models come from the Dagster pipeline: train one with "
+        "`dagster asset materialize -m sbr_dagster.definitions --select '+gap_1h/gru4rec'`.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    recommend = commands.add_parser(
+        "recommend",
+        help="recommend the next movies after a history of watched movies",
+        description="Print the movies a trained GRU4Rec model expects next after HISTORY, best first. "
+        "Movies of the history are left out unless --include-history is given.",
+        epilog="example: sbr recommend --definition gap_1h --history 1193,661,914 --ratings 5,3,4",
+    )
+    recommend.add_argument(
+        "--definition",
+        required=True,
+        help="session definition whose model to use (<lake>/<definition>/gru4rec), e.g. gap_1h, user",
+    )
+    recommend.add_argument(
+        "--history",
+        required=True,
+        type=_int_list("movie ids"),
+        help="comma-separated MovieLens 1M movie ids, oldest first, e.g. 1193,661,914",
+    )
+    recommend.add_argument(
+        "--ratings",
+        type=_int_list("ratings"),
+        help="comma-separated 1..5 ratings, one per history movie; used only by rating-aware models "
+        "(which assume 4 stars when none are given)",
+    )
+    recommend.add_argument("--k", type=_positive_int, default=10, help="how many movies to list (default 10)")
+    recommend.add_argument("--lake", help="data lake root (default: $SBR_DATA_LAKE or ./data_lake)")
+    recommend.add_argument(
+        "--include-history", action="store_true", help="allow movies of the history in the list"
+    )
+    recommend.add_argument(
+        "--skip-unseen",
+        action="store_true",
+        help="drop history movies the model never saw in training (with a warning) instead of failing",
+    )
+    return parser
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def format_table(recommendations) -> str:
+    """An aligned plain-text table: rank, movie (year), genres, score."""
+    import polars as pl
+
+    from sbr_dagster.core.recommend import display_title
+
+    rows = recommendations.select(
+        "rank", display_title().alias("movie"), pl.col("genres").list.join("|").fill_null(""), "score"
+    )
+    cells = [["#", "movie", "genres", "score"]] + [
+        [str(r), m, g, f"{s:.3f}"] for r, m, g, s in rows.iter_rows()
+    ]
+    widths = [max(len(row[c]) for row in cells) for c in range(4)]
+    align = (str.rjust, str.ljust, str.ljust, str.rjust)
+    return "\n".join(
+        "  ".join(a(cell, w) for a, cell, w in zip(align, row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
+    from sbr_dagster.core.recommend import load_recommender
+
+    recommender = load_recommender(args.definition, lake_root=args.lake)
+    recommendations = recommender.recommend(
+        args.history,
+        args.ratings,
+        k=args.k,
+        exclude_history=not args.include_history,
+        unknown="skip" if args.skip_unseen else "error",
+        warn=_warn,
+    )
+    seen = recommender.movies_of(args.history)["display"].to_list()
+    print(f"After: {'; '.join(seen)}")
+    print(f"Next movies ({args.definition} model):")
+    print(format_table(recommendations))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sbr_dagster.core.errors import InputDataError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USER_ERROR
+        return _recommend(args)
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except (UsageError, InputDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
