@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from sbr_dagster.core import cleansing, parsing, schema, sessions, splitting, synthetic
+from sbr_dagster.core import cleansing, parsing, schema, sessions, source, splitting, synthetic
 from sbr_dagster.core.errors import InputDataError
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
@@ -176,3 +176,21 @@ def test_empty_fraction_split_names_the_fraction_knob():
 def test_rejects_bad_knobs(call, message):
     with pytest.raises(InputDataError, match=message):
         call(sessions_frame([(d, [1, 2]) for d in range(30)]))
+
+
+@pytest.mark.real_data
+def test_real_ml1m_fingerprint_and_whole_chain(real_ml1m_dir):
+    ratings, duplicates = parsing.drop_duplicate_ratings(parsing.read_ratings(real_ml1m_dir / "ratings.dat"))
+    assert duplicates == 0
+    fingerprint = {
+        "ratings": ratings.height,
+        "users": ratings["user_id"].n_unique(),
+        "items": ratings["item_id"].n_unique(),
+    }
+    assert fingerprint == source.ML1M_FINGERPRINT == {"ratings": 1_000_209, "users": 6_040, "items": 3_706}
+    assert parsing.read_movies(real_ml1m_dir / "movies.dat").height == 3_883
+    for name in sessions.DEFAULT_DEFINITIONS:
+        cut = sessions.sessionize(ratings, sessions.parse_definition(name))
+        kept, _ = cleansing.cleanse(cut)
+        assert_no_leak(splitting.split_by_days(kept), kept)
+        assert_no_leak(splitting.split_by_fraction(kept), kept)
