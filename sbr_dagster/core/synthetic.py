@@ -144,13 +144,20 @@ def _users(rng: np.random.Generator, n_users: int) -> pl.DataFrame:
     ).with_columns(pl.col("zip").cast(pl.String).str.zfill(5))
 
 
-def _write_dat(fields: pl.DataFrame, path: Path, encoding: str) -> None:
-    """Columns -> ``a::b::c`` lines: a ':' separator around empty columns writes '::' at CSV speed."""
+def _write_dat(fields: pl.DataFrame, path: Path, latin1: bool = False) -> None:
+    """Columns -> ``a::b::c`` lines: a ':' separator around empty columns writes '::' at CSV speed.
+
+    Polars writes UTF-8 only, so Latin-1 output (movies.dat, small) is re-encoded in memory.
+    """
     empty = [pl.lit(None, pl.String).alias(f"_{i}") for i in range(fields.width)]
-    interleaved = [e for pair in zip(fields.columns, empty, strict=True) for e in pair][:-1]
+    lines = fields.select([e for pair in zip(fields.columns, empty, strict=True) for e in pair][:-1])
+    options = {"include_header": False, "separator": ":", "quote_style": "never"}
+    if not latin1:
+        write_atomic(path, lambda tmp: lines.write_csv(tmp, **options))
+        return
     buffer = io.BytesIO()
-    fields.select(interleaved).write_csv(buffer, include_header=False, separator=":", quote_style="never")
-    data = buffer.getvalue() if encoding == "utf-8" else buffer.getvalue().decode("utf-8").encode(encoding)
+    lines.write_csv(buffer, **options)
+    data = buffer.getvalue().decode("utf-8").encode("latin-1")
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -191,7 +198,7 @@ def write_ml1m_like(
         .sort(pl.col("user_id") + pl.col("shuffle"))
         .select("user_id", "item_id", "rating", "timestamp")
     )
-    _write_dat(ratings, directory / "ratings.dat", "utf-8")
-    _write_dat(_movies(rng, n_items), directory / "movies.dat", "latin-1")
-    _write_dat(_users(rng, n_users), directory / "users.dat", "utf-8")
+    _write_dat(ratings, directory / "ratings.dat")
+    _write_dat(_movies(rng, n_items), directory / "movies.dat", latin1=True)
+    _write_dat(_users(rng, n_users), directory / "users.dat")
     return directory
