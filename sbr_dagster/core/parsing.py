@@ -60,7 +60,13 @@ def _field_problem(text: str, n_fields: int, layout: str) -> str | None:
     if found == n_fields:
         return None
     hint = ""
-    for sep, name in ((",", "commas"), ("\t", "tabs"), (";", "semicolons"), ("|", "pipes")):
+    for sep, name in (
+        (",", "commas"),
+        ("\t", "tabs"),
+        (";", "semicolons"),
+        ("|", "pipes"),
+        (":", "single colons"),
+    ):
         if SEPARATOR not in text and sep in text:
             hint = f" It looks separated by {name}; fields must be separated by '::'."
     return (
