@@ -1,6 +1,5 @@
 """Dagster resources: where the lake is, where MovieLens comes from, and the preprocessing knobs."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from sbr_dagster.core import schema
+from sbr_dagster.core.errors import InputDataError
 from sbr_dagster.definitions import build_definitions
 from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
 
@@ -58,7 +59,7 @@ def test_materializes_every_table_for_every_definition(ml1m_like_dir, tmp_path):
 
 def test_metadata_has_stats_and_plots(ml1m_like_dir, tmp_path):
     result = run_preprocessing(ml1m_like_dir, tmp_path, names=("gap_1h",))
-    sessions = result.asset_materializations_for_node("gap_1h__sessions_asset")
+    sessions = result.asset_materializations_for_node("gap_1h__sessions")
     assert sessions, "sessions asset materialized"
     metadata = sessions[0].metadata
     assert metadata["events"].value > 0
@@ -100,9 +101,10 @@ def test_bad_source_fails_without_writing(tmp_path):
     data_dir.mkdir()
     (data_dir / "ratings.dat").write_text("1::10::5::978300760\n1,11,4,978300761\n")
     (data_dir / "movies.dat").write_text("10::A (1999)::Drama\n11::B (1999)::Drama\n")
-    with pytest.raises(Exception, match=r"ratings\.dat.*line 2"):
+    with pytest.raises(InputDataError, match=r"ratings\.dat, line 2: .*separated by commas"):
         run_preprocessing(data_dir, tmp_path / "lake", names=("user",))
-    assert not list((tmp_path / "lake").rglob("*.parquet"))
+    assert not (tmp_path / "lake" / "raw" / "ratings.parquet").exists()
+    assert not list((tmp_path / "lake").rglob("*.tmp")), "nothing half-written left behind"
 
 
 @pytest.mark.real_data

@@ -127,11 +127,21 @@ def test_fraction_split_proportions_and_cutoffs():
     assert result.valid_cutoff == T0 + timedelta(days=70, minutes=2)
 
 
-def test_fraction_split_breaks_end_time_ties_by_session_id():
-    frame = sessions_frame([(0, [1, 2])] * 10)  # all sessions end at the same moment
+def test_fraction_split_keeps_sessions_tied_at_a_cutoff_together():
+    # ten sessions; the 2nd..4th latest end at the same moment, straddling the 20% test boundary
+    days = [0, 1, 2, 3, 4, 5, 6, 7, 7, 9]
+    frame = sessions_frame([(day, [1, 2]) for day in days])
     result = splitting.split_by_fraction(frame, test_fraction=0.2, valid_fraction=0.3)
-    assert set(result.test["session_id"]) == {8, 9}
-    assert set(result.valid["session_id"]) == {5, 6, 7}
+    assert set(result.test["session_id"]) == {7, 8, 9}  # both sessions tied at day 7 go to test
+    assert set(result.valid["session_id"]) == {5, 6}  # the 5th-latest session ends day 5: the valid cutoff
+    train_ends = result.train.group_by("session_id").agg(pl.col("timestamp").max())["timestamp"]
+    assert (train_ends < result.valid_cutoff).all()
+
+
+def test_fraction_split_with_every_session_tied_has_nothing_to_train_on():
+    frame = sessions_frame([(0, [1, 2])] * 10)
+    with pytest.raises(InputDataError, match="train split is empty"):
+        splitting.split_by_fraction(frame, test_fraction=0.2, valid_fraction=0.3)
 
 
 def test_dispatcher_uses_the_knobs_of_its_method():

@@ -1,6 +1,5 @@
 """Turning core statistics into Dagster metadata people can read and chart in the UI."""
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any

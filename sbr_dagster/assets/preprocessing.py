@@ -1,6 +1,5 @@
 """Per session definition: sessions -> cleansed -> train/valid/test, under the key prefix ``<definition>``."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

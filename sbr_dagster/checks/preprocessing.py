@@ -1,6 +1,5 @@
 """Blocking checks on the raw and per-definition tables: a failure stops everything downstream and the CLI."""
 
-from __future__ import annotations
 
 from datetime import datetime
 

@@ -57,6 +57,19 @@ def _check_fractions(test_fraction: object, valid_fraction: object) -> None:
         )
 
 
+def _parts_by_cutoffs(ends: pl.DataFrame, valid_cutoff: datetime, test_cutoff: datetime) -> pl.DataFrame:
+    """Session -> part: ending at or after ``test_cutoff`` is test, at or after ``valid_cutoff`` valid."""
+    return ends.select(
+        "session_id",
+        pl.when(pl.col("end") >= test_cutoff)
+        .then(pl.lit("test"))
+        .when(pl.col("end") >= valid_cutoff)
+        .then(pl.lit("valid"))
+        .otherwise(pl.lit("train"))
+        .alias("part"),
+    )
+
+
 def split_by_days(
     cleansed: pl.DataFrame, test_days: float = 30, valid_days: float = 30, min_session_length: int = 2
 ) -> Split:
@@ -78,15 +91,7 @@ def split_by_days(
     valid_cutoff = (before_test["end"].max() if before_test.height else test_cutoff) - timedelta(
         days=valid_days
     )
-    parts = ends.select(
-        "session_id",
-        pl.when(pl.col("end") >= test_cutoff)
-        .then(pl.lit("test"))
-        .when(pl.col("end") >= valid_cutoff)
-        .then(pl.lit("valid"))
-        .otherwise(pl.lit("train"))
-        .alias("part"),
-    )
+    parts = _parts_by_cutoffs(ends, valid_cutoff, test_cutoff)
     knobs = {"train": "lower test_days / valid_days", "valid": "raise valid_days", "test": "raise test_days"}
     return _finish(
         cleansed,
@@ -107,24 +112,27 @@ def split_by_fraction(
 ) -> Split:
     """Test: the latest-ending ``test_fraction`` of sessions; valid: the ``valid_fraction`` before them.
 
-    Sessions are ranked by end time, ties by session id; each cutoff is the earliest end time in
-    its part, so a train session may end exactly at ``valid_cutoff`` when end times tie.
+    Sessions are ranked by end time; each cutoff is the end time found at its fraction, and every
+    session ending at or after a cutoff goes to the later part. Sessions tied at a cutoff therefore
+    stay together, so the parts can be slightly larger than their fraction, and every train session
+    ends strictly before ``valid_cutoff`` as with the days rule.
     """
     _check_fractions(test_fraction, valid_fraction)
     ends = _session_ends(cleansed)
-    n_test = round(ends.height * test_fraction)
-    n_valid = round(ends.height * valid_fraction)
-    rank_from_last = pl.int_range(pl.len(), 0, -1)  # latest-ending session = 1
-    parts = ends.with_columns(
-        pl.when(rank_from_last <= n_test)
-        .then(pl.lit("test"))
-        .when(rank_from_last <= n_test + n_valid)
-        .then(pl.lit("valid"))
-        .otherwise(pl.lit("train"))
-        .alias("part")
-    )
-    cutoffs = parts.group_by("part").agg(pl.col("end").min())
-    cutoff = dict(zip(cutoffs["part"], cutoffs["end"], strict=True))
+    if ends.height == 0:
+        raise InputDataError(
+            "cannot split: there are no sessions left after cleansing; relax the cleansing thresholds."
+        )
+    n_test = max(1, round(ends.height * test_fraction))
+    n_valid = max(1, round(ends.height * valid_fraction))
+    if n_test + n_valid >= ends.height:
+        raise InputDataError(
+            f"only {ends.height} sessions: test_fraction {test_fraction} and valid_fraction "
+            f"{valid_fraction} leave none to train on; lower them or use more data."
+        )
+    test_cutoff = ends["end"][ends.height - n_test]
+    valid_cutoff = ends["end"][ends.height - n_test - n_valid]
+    parts = _parts_by_cutoffs(ends, valid_cutoff, test_cutoff)
     knobs = {
         "train": "lower test_fraction + valid_fraction",
         "valid": "raise valid_fraction",
@@ -132,10 +140,10 @@ def split_by_fraction(
     }
     return _finish(
         cleansed,
-        parts.select("session_id", "part"),
+        parts,
         method="fraction",
-        valid_cutoff=cutoff.get("valid"),
-        test_cutoff=cutoff.get("test"),
+        valid_cutoff=valid_cutoff,
+        test_cutoff=test_cutoff,
         min_session_length=min_session_length,
         knobs=knobs,
     )
@@ -172,17 +180,25 @@ def _finish(
     frames = {name: events.filter(pl.col("part") == name) for name in schema.SPLITS}
     report: dict = {"assigned": {name: _size(frame) for name, frame in frames.items()}}
     train_items = frames["train"]["item_id"].unique()
+    cutoffs = {"valid": valid_cutoff, "test": test_cutoff}
     for name in ("valid", "test"):
         assigned = frames[name]
         known = assigned.filter(pl.col("item_id").is_in(train_items.implode()))
-        long_enough = known.filter(pl.len().over("session_id") >= min_session_length)
+        # A session whose last events were unseen items could now end before its part's cutoff:
+        # drop it too, so "every test session ends at or after the test cutoff" stays true.
+        in_period = known.filter(pl.col("timestamp").max().over("session_id") >= cutoffs[name])
+        long_enough = in_period.filter(pl.len().over("session_id") >= min_session_length)
+        report[f"{name}_ended_before_cutoff"] = {
+            "events_removed": known.height - in_period.height,
+            "sessions_removed": known["session_id"].n_unique() - in_period["session_id"].n_unique(),
+        }
         report[f"{name}_unseen_items"] = {
             "events_removed": assigned.height - known.height,
             "items_removed": assigned["item_id"].n_unique() - known["item_id"].n_unique(),
         }
         report[f"{name}_short_sessions"] = {
-            "events_removed": known.height - long_enough.height,
-            "sessions_removed": assigned["session_id"].n_unique() - long_enough["session_id"].n_unique(),
+            "events_removed": in_period.height - long_enough.height,
+            "sessions_removed": in_period["session_id"].n_unique() - long_enough["session_id"].n_unique(),
         }
         frames[name] = long_enough
     for name in schema.SPLITS:
