@@ -8,9 +8,10 @@ TensorFlow) wait until a command runs, so ``sbr --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 EXIT_USER_ERROR = 2
 
@@ -91,8 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+@contextlib.contextmanager
+def _tensorflow_quiet() -> Iterator[None]:
+    """Drop native writes to stderr while TensorFlow loads and runs, unless TF_CPP_MIN_LOG_LEVEL < 2.
+
+    TensorFlow's start-up lines (oneDNN notice, CUDA probing) are written before its log
+    level applies, so TF_CPP_MIN_LOG_LEVEL alone does not keep them out of the table.
+    Python exceptions still surface: they are reported after stderr is restored.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() in ("0", "1"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def format_table(recommendations) -> str:
@@ -115,18 +136,21 @@ def format_table(recommendations) -> str:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
     from sbr_dagster.core.recommend import load_recommender
 
-    recommender = load_recommender(args.definition, lake_root=args.lake)
-    recommendations = recommender.recommend(
-        args.history,
-        args.ratings,
-        k=args.k,
-        exclude_history=not args.include_history,
-        unknown="skip" if args.skip_unseen else "error",
-        warn=_warn,
-    )
+    warnings: list[str] = []
+    with _tensorflow_quiet():
+        recommender = load_recommender(args.definition, lake_root=args.lake)
+        recommendations = recommender.recommend(
+            args.history,
+            args.ratings,
+            k=args.k,
+            exclude_history=not args.include_history,
+            unknown="skip" if args.skip_unseen else "error",
+            warn=warnings.append,
+        )
+    for message in warnings:
+        print(f"warning: {message}", file=sys.stderr)
     seen = recommender.movies_of(args.history)["display"].to_list()
     print(f"After: {'; '.join(seen)}")
     print(f"Next movies ({args.definition} model):")

@@ -1,0 +1,253 @@
+"""Recommendations from a real (tiny) trained bundle: exclusion, ordering, scores, and every user error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sbr_dagster.core import bundle, lake, recommend, schema
+from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.core.model import GRU4RecConfig
+
+N_ITEMS = 12
+UNSEEN_ID = 999  # a movie of the movies table that never occurs in training
+DEFINITION = "gap_1h"
+RATED_DEFINITION = "user"  # its model is rating-aware
+
+
+def item_ids() -> np.ndarray:
+    """Movie ids unlike the dense indices, so any id/index mix-up shows."""
+    return (100 + 7 * np.arange(N_ITEMS)).astype(np.int32)
+
+
+def _sessions(seed: int = 0, n_sessions: int = 60, length: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Sessions walking the catalogue in steps of one: item i is followed by item i + 1."""
+    starts = np.random.default_rng(seed).integers(0, N_ITEMS, n_sessions)
+    items = (starts[:, None] + np.arange(length)) % N_ITEMS
+    return items.ravel().astype(np.int32), np.arange(0, items.size + 1, length, dtype=np.int64)
+
+
+def _movies() -> pl.DataFrame:
+    ids = [*item_ids().tolist(), UNSEEN_ID]
+    return pl.DataFrame(
+        {
+            "item_id": ids,
+            "title": [f"Movie {i}, The" for i in ids],
+            "year": [1990 + i % 10 for i in range(len(ids))],
+            "genres": [["Drama", "War"] if i % 2 else ["Comedy"] for i in range(len(ids))],
+        },
+        schema=schema.MOVIES,
+    )
+
+
+def _train_bundle(directory: Path, rating_dim: int) -> None:
+    from sbr_dagster.core import training
+
+    config = GRU4RecConfig(layers=(8,), rating_dim=rating_dim, batch_size=8, epochs=1, seed=0)
+    items, offsets = _sessions()
+    ratings = np.random.default_rng(1).integers(1, 6, items.size).astype(np.int8) if rating_dim else None
+    fit = training.fit(items, offsets, N_ITEMS, config, train_ratings=ratings, log=lambda _: None)
+    item_index = pl.DataFrame(
+        {"item_id": item_ids(), "item_idx": np.arange(N_ITEMS), "support": np.bincount(items)},
+        schema=schema.ITEM_INDEX,
+    )
+    history = pl.DataFrame(fit.history) if fit.history else pl.DataFrame({"epoch": [1]})
+    bundle.save_bundle(directory, fit.model, item_index, config.to_dict(), history)
+
+
+_LAKES: dict[int, Path] = {}
+
+
+def build_lake(tmp_path_factory) -> Path:
+    """A lake with the movies table, a plain model (``gap_1h``) and a rating-aware one (``user``).
+
+    Built once per test session: ``test_cli`` reuses it.
+    """
+    key = id(tmp_path_factory)
+    if key not in _LAKES:
+        root = tmp_path_factory.mktemp("lake")
+        lake.write_parquet(_movies(), root / "raw" / "movies.parquet")
+        _train_bundle(root / DEFINITION / "gru4rec", rating_dim=0)
+        _train_bundle(root / RATED_DEFINITION / "gru4rec", rating_dim=2)
+        _LAKES[key] = root
+    return _LAKES[key]
+
+
+@pytest.fixture(scope="module")
+def lake_root(tmp_path_factory) -> Path:
+    return build_lake(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def recommender(lake_root) -> recommend.Recommender:
+    return recommend.load_recommender(DEFINITION, lake_root=lake_root)
+
+
+@pytest.fixture(scope="module")
+def rated(lake_root) -> recommend.Recommender:
+    return recommend.load_recommender(RATED_DEFINITION, lake_root=lake_root)
+
+
+def ids(*dense: int) -> list[int]:
+    return item_ids()[list(dense)].tolist()
+
+
+def model_scores(rec: recommend.Recommender, dense_history: list[int], ratings=None) -> np.ndarray:
+    from sbr_dagster.core import training
+
+    item_ratings = None if ratings is None else [np.asarray(ratings, dtype=np.int32)]
+    return training.score_histories(rec.model, [np.asarray(dense_history, dtype=np.int32)], item_ratings)[0]
+
+
+def test_recommendations_exclude_history_are_distinct_and_best_first(recommender):
+    history = ids(3, 4, 5)
+    result = recommender.recommend(history, k=6)
+    assert dict(result.schema) == recommend.RECOMMENDATIONS
+    assert result["rank"].to_list() == list(range(1, 7))
+    assert result["item_id"].n_unique() == 6
+    assert not set(result["item_id"].to_list()) & set(history)
+    assert result["score"].is_sorted(descending=True)
+    titles = result.join(_movies(), on="item_id", suffix="_movie")
+    assert titles["title"].to_list() == titles["title_movie"].to_list()
+
+
+def test_scores_are_the_models_and_the_list_is_its_top(recommender):
+    history = [3, 4, 5]
+    expected = model_scores(recommender, history)
+    result = recommender.recommend(ids(*history), k=4)
+    dense = result.join(recommender.item_index, on="item_id", maintain_order="left")["item_idx"].to_numpy()
+    np.testing.assert_allclose(result["score"].to_numpy(), expected[dense], rtol=1e-6)
+    others = np.delete(expected, history + dense.tolist())
+    assert result["score"].min() >= others.max()
+
+
+def test_include_history_ranks_every_item(recommender):
+    history = ids(0, 1)
+    result = recommender.recommend(history, k=N_ITEMS, exclude_history=False)
+    assert sorted(result["item_id"].to_list()) == sorted(item_ids().tolist())
+    with pytest.raises(InputDataError, match=f"k <= {N_ITEMS - 2}"):
+        recommender.recommend(history, k=N_ITEMS)
+
+
+def test_many_histories_score_like_one_at_a_time(recommender):
+    histories = [ids(1), ids(7, 8, 9, 10), ids(2, 11)]
+    together = recommender.recommend_many(histories, k=3)
+    for history, frame in zip(histories, together, strict=True):
+        single = recommender.recommend(history, k=3)
+        assert frame["item_id"].to_list() == single["item_id"].to_list()
+        np.testing.assert_allclose(frame["score"].to_numpy(), single["score"].to_numpy(), rtol=1e-5)
+
+
+def test_ratings_are_ignored_by_a_plain_model(recommender):
+    history = ids(2, 3)
+    assert recommender.recommend(history, [1, 5], k=5).equals(recommender.recommend(history, k=5))
+
+
+def test_rating_aware_model_uses_ratings_with_neutral_default(rated):
+    history = ids(2, 3)
+    low, high = rated.scores([history], [[1, 1]]), rated.scores([history], [[5, 5]])
+    assert not np.allclose(low, high)
+    neutral = [[recommend.NEUTRAL_RATING] * 2]
+    np.testing.assert_array_equal(rated.scores([history]), rated.scores([history], neutral))
+    np.testing.assert_allclose(
+        rated.scores([history], [[1, 1]], exclude_history=False)[0],
+        model_scores(rated, [2, 3], [1, 1]),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("history", "ratings", "k", "message"),
+    [
+        ([], None, 10, "history is empty"),
+        ([100, 5, 6], None, 10, "2 movie id.* not MovieLens 1M movies: 5, 6"),
+        (
+            [100, UNSEEN_ID],
+            None,
+            10,
+            f"never occur in this model's training data.*{UNSEEN_ID} Movie {UNSEEN_ID}",
+        ),
+        ([100], None, 0, "k must be a whole number >= 1"),
+        ([100], None, N_ITEMS, f"only {N_ITEMS - 1} movies can be recommended"),
+        ([100, 107], [5], 10, "2 movies but 1 ratings"),
+        ([100, 107], [5, 6], 10, "ratings must be 1..5"),
+    ],
+)
+def test_user_mistakes_are_explained(recommender, history, ratings, k, message):
+    with pytest.raises(InputDataError, match=message):
+        recommender.recommend(history, ratings, k=k)
+
+
+def test_unseen_movies_can_be_skipped_with_a_warning(recommender):
+    warnings: list[str] = []
+    skipped = recommender.recommend([*ids(3), UNSEEN_ID], [4, 2], k=5, unknown="skip", warn=warnings.append)
+    assert skipped.equals(recommender.recommend(ids(3), k=5))
+    assert len(warnings) == 1 and f"Movie {UNSEEN_ID}" in warnings[0]
+    with pytest.raises(InputDataError, match="only movies unseen in training"):
+        recommender.recommend([UNSEEN_ID], unknown="skip", warn=warnings.append)
+
+
+def test_missing_model_names_the_asset_to_materialize(lake_root):
+    with pytest.raises(
+        InputDataError, match=r"--select '\+gap_1d/gru4rec'.*trained models in .*: gap_1h, user"
+    ):
+        recommend.load_recommender("gap_1d", lake_root=lake_root)
+
+
+def test_missing_movies_table_names_the_asset(tmp_path):
+    with pytest.raises(InputDataError, match=r"no movies table.*--select raw/movies"):
+        recommend.load_recommender(DEFINITION, lake_root=tmp_path)
+
+
+def _test_split(n_sessions: int = 8) -> pl.DataFrame:
+    items, offsets = _sessions(seed=5, n_sessions=n_sessions, length=6)
+    session = np.repeat(np.arange(n_sessions), np.diff(offsets))
+    return pl.DataFrame(
+        {
+            "session_id": session,
+            "user_id": session + 40,
+            "item_id": item_ids()[items],
+            "rating": np.full(items.size, 4),
+            "timestamp": np.arange(items.size) * 60_000_000,
+        },
+        schema=schema.SPLIT,
+    )
+
+
+def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
+    test = _test_split()
+    k = 3
+    text = recommend.sample_recommendations_markdown(
+        recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
+    )
+    sessions = [int(s) for s in re.findall(r"#### Session (\d+)", text)]
+    assert len(sessions) == 4 and set(sessions) <= set(test["session_id"].to_list())
+    heads = (
+        test.filter(pl.col("session_id").is_in(sessions)).group_by("session_id", maintain_order=True).head(3)
+    )
+    histories = heads.group_by("session_id", maintain_order=True).agg(pl.col("item_id").head(2))
+    truths = heads.group_by("session_id", maintain_order=True).agg(pl.col("item_id").last())["item_id"]
+    scores = recommender.scores(histories["item_id"].to_list())
+    dense = truths.to_frame().join(recommender.item_index, on="item_id", maintain_order="left")["item_idx"]
+    ranks = (scores >= scores[np.arange(len(sessions)), dense.to_numpy()][:, None]).sum(axis=1)
+    blocks = text.split("#### Session ")[1:]
+    for block, truth, rank, history in zip(blocks, truths, ranks, histories["item_id"], strict=True):
+        title = f"Movie {truth}, The"
+        assert f"Movie {history[0]}, The" in block.split("Watched next")[0]
+        if rank <= k:
+            assert f"Watched next: **{title}" in block and f"| **{title}" in block and "✓" in block
+        else:
+            assert f"Watched next: {title}" in block and f"rank {rank}" in block and "✓" not in block
+    assert text.startswith(f"**{int((ranks <= k).sum())} of 4**")
+    assert text == recommend.sample_recommendations_markdown(
+        recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
+    )
+
+
+def test_sample_markdown_needs_long_enough_sessions(recommender):
+    with pytest.raises(InputDataError, match="more than 6 movies"):
+        recommend.sample_recommendations_markdown(recommender, _test_split(), prefix_len=6)
