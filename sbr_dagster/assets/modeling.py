@@ -15,6 +15,7 @@ import pydantic
 from sbr_dagster.assets import MODELING_TAGS
 from sbr_dagster.assets.metadata import flatten, table_md
 from sbr_dagster.core import bundle, plots, study
+from sbr_dagster.core import lake as lake_io
 from sbr_dagster.core.evaluation import comparison_markdown
 from sbr_dagster.core.model import GRU4RecConfig
 from sbr_dagster.resources import DataLake
@@ -45,6 +46,11 @@ def training_config_class(defaults: GRU4RecConfig, name: str) -> type[dg.Config]
 
 def model_dir(lake: DataLake, prefix: list[str]):
     return lake.path(*prefix, MODEL_ASSET)
+
+
+def ranks_path(lake: DataLake, prefix: list[str]):
+    """Every prediction's rank per model and split, beside the metrics: paired comparisons need them."""
+    return lake.path(*prefix, "ranks.parquet")
 
 
 def modeling_assets(
@@ -89,6 +95,14 @@ def modeling_assets(
             item_index,
             {"definition": definition, **core_config.to_dict()},
             history,
+            summary={
+                "best_epoch": fit.best_epoch,
+                "epochs_run": history.height,
+                "stopped_early": fit.stopped_early,
+                "wall_s": fit.wall_s,
+                "events_per_s": fit.events_per_s,
+                "device": fit.device,
+            },
         )
         curve = plots.curves_png(
             history["epoch"].to_list(),
@@ -152,6 +166,7 @@ def modeling_assets(
             log=context.log.info,
         )
         metrics = result.metrics
+        lake_io.write_parquet(result.ranks, ranks_path(lake, prefix))
         numbers = {
             f"{row['split']}/{row['model']}/{measure}@{row['k']}": row[measure]
             for row in metrics.iter_rows(named=True)

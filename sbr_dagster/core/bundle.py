@@ -19,6 +19,7 @@ MODEL_FILE = "model.keras"
 ITEM_INDEX_FILE = "item_index.parquet"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.parquet"
+SUMMARY_FILE = "summary.json"  # best epoch, wall time, events/s, device
 
 
 @dataclass
@@ -27,22 +28,32 @@ class ModelBundle:
     item_index: pl.DataFrame
     config: dict[str, Any]
     history: pl.DataFrame
+    summary: dict[str, Any]
 
 
 def save_bundle(
-    directory: str | Path, model: Any, item_index: pl.DataFrame, config: dict[str, Any], history: pl.DataFrame
+    directory: str | Path,
+    model: Any,
+    item_index: pl.DataFrame,
+    config: dict[str, Any],
+    history: pl.DataFrame,
+    summary: dict[str, Any] | None = None,
 ) -> Path:
     from sbr_dagster.core import training
 
     directory = Path(directory)
     lake.write_parquet(item_index, directory / ITEM_INDEX_FILE)
     lake.write_parquet(history, directory / HISTORY_FILE)
-    lake.write_atomic(
-        directory / CONFIG_FILE,
-        lambda tmp: tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str)),
-    )
+    write_json(directory / CONFIG_FILE, config)
+    write_json(directory / SUMMARY_FILE, summary or {})
     training.save_model(model, directory / MODEL_FILE)
     return directory
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    lake.write_atomic(
+        path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
+    )
 
 
 def load_bundle(directory: str | Path) -> ModelBundle:
@@ -64,4 +75,11 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         item_index=pl.read_parquet(directory / ITEM_INDEX_FILE),
         config=json.loads((directory / CONFIG_FILE).read_text()),
         history=history,
+        summary=read_summary(directory),
     )
+
+
+def read_summary(directory: str | Path) -> dict[str, Any]:
+    """The training summary alone: cheap, no TensorFlow."""
+    path = Path(directory) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}

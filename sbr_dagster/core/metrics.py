@@ -60,31 +60,81 @@ def bootstrap_ci(
     resampling sessions (not predictions) keeps that dependence and gives honest widths.
     Each replicate is a ratio of sums over the drawn sessions, like the point estimate.
     """
-    ranks = np.asarray(ranks)
+    return session_bootstrap(
+        {"recall": hits_at(ranks, k), "mrr": reciprocal_ranks_at(ranks, k)},
+        session_of_prediction,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+    )
+
+
+def difference_ci(
+    ranks_a: np.ndarray,
+    ranks_b: np.ndarray,
+    session_of_prediction: np.ndarray,
+    k: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Intervals for (a - b) in Recall@k and MRR@k when a and b ranked the same predictions.
+
+    Pairing by session removes the variance the two models share (the same hard sessions), so a
+    real difference shows even where the two separate intervals overlap.
+    """
+    ranks_a, ranks_b = np.asarray(ranks_a), np.asarray(ranks_b)
+    if ranks_a.shape != ranks_b.shape:
+        raise ValueError(
+            f"{ranks_a.size} vs {ranks_b.size} ranks: a paired comparison needs the same predictions"
+        )
+    return session_bootstrap(
+        {
+            "recall": hits_at(ranks_a, k) - hits_at(ranks_b, k),
+            "mrr": reciprocal_ranks_at(ranks_a, k) - reciprocal_ranks_at(ranks_b, k),
+        },
+        session_of_prediction,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+    )
+
+
+def session_bootstrap(
+    values: dict[str, np.ndarray],
+    session_of_prediction: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile interval of the mean of each per-prediction value, resampling whole sessions."""
     session_of_prediction = np.asarray(session_of_prediction)
-    if ranks.shape != session_of_prediction.shape:
-        raise ValueError(f"{ranks.size} ranks but {session_of_prediction.size} session ids; they must pair")
-    if not ranks.size:
-        return {"recall": (float("nan"), float("nan")), "mrr": (float("nan"), float("nan"))}
+    for name, per_prediction in values.items():
+        if np.shape(per_prediction) != session_of_prediction.shape:
+            raise ValueError(
+                f"{np.size(per_prediction)} {name} values but {session_of_prediction.size} session ids; "
+                "they must pair"
+            )
+    if not session_of_prediction.size:
+        return {name: (float("nan"), float("nan")) for name in values}
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     _, session = np.unique(session_of_prediction, return_inverse=True)
     n_sessions = int(session.max()) + 1
-    per_session = {
-        "n": np.bincount(session, minlength=n_sessions).astype(np.float64),
-        "recall": np.bincount(session, weights=hits_at(ranks, k), minlength=n_sessions),
-        "mrr": np.bincount(session, weights=reciprocal_ranks_at(ranks, k), minlength=n_sessions),
-    }
+    counts = np.bincount(session, minlength=n_sessions).astype(np.float64)
+    sums = {name: np.bincount(session, weights=v, minlength=n_sessions) for name, v in values.items()}
     rng = np.random.default_rng(seed)
     block = max(1, _BOOT_DRAWS_PER_BLOCK // n_sessions)
-    replicates: dict[str, list[np.ndarray]] = {"recall": [], "mrr": []}
+    replicates: dict[str, list[np.ndarray]] = {name: [] for name in values}
     for start in range(0, n_boot, block):
         draws = rng.integers(0, n_sessions, size=(min(block, n_boot - start), n_sessions))
-        n_drawn = per_session["n"][draws].sum(axis=1)
-        for name, values in replicates.items():
-            values.append(per_session[name][draws].sum(axis=1) / n_drawn)
+        n_drawn = counts[draws].sum(axis=1)
+        for name, drawn in replicates.items():
+            drawn.append(sums[name][draws].sum(axis=1) / n_drawn)
     tail = (1.0 - level) / 2.0
     return {
-        name: tuple(float(q) for q in np.quantile(np.concatenate(values), [tail, 1.0 - tail]))
-        for name, values in replicates.items()
+        name: tuple(float(q) for q in np.quantile(np.concatenate(drawn), [tail, 1.0 - tail]))
+        for name, drawn in replicates.items()
     }

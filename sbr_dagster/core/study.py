@@ -41,6 +41,12 @@ def item_support(item_index: pl.DataFrame) -> np.ndarray:
     return item_index.sort("item_idx")["support"].to_numpy().astype(np.float64)
 
 
+def session_start_times(frame: pl.DataFrame) -> np.ndarray:
+    """Start time (epoch seconds) of each session in table order: what ``order="time"`` sorts by."""
+    starts = frame.group_by("session_id", maintain_order=True).agg(pl.col("timestamp").min())
+    return starts["timestamp"].dt.epoch("s").to_numpy()
+
+
 def train_gru4rec(
     train: pl.DataFrame,
     valid: pl.DataFrame,
@@ -61,6 +67,7 @@ def train_gru4rec(
         valid=(fit_valid.items, fit_valid.offsets),
         item_support=item_support(item_index),
         train_ratings=fit_train.ratings if uses_ratings else None,
+        train_start_times=session_start_times(train),
         valid_ratings=fit_valid.ratings if uses_ratings else None,
         log=log,
     )
@@ -69,6 +76,7 @@ def train_gru4rec(
 @dataclass
 class Evaluation:
     metrics: pl.DataFrame
+    ranks: pl.DataFrame  # split, model, session (index within the split), rank: one row per prediction
     predictions_per_s: dict[str, float]  # GRU4Rec ranking throughput per split
 
 
@@ -94,7 +102,7 @@ def evaluate(
         name: baselines.BASELINES[name]().fit(train_arrays.items, train_arrays.offsets, item_index.height)
         for name in baseline_names
     }
-    frames, throughput = [], {}
+    frames, rank_frames, throughput = [], [], {}
     for split_name, frame in splits.items():
         arrays = SplitArrays.of(frame, item_index)
         started = time.perf_counter()
@@ -110,17 +118,23 @@ def evaluate(
         )
         for name, baseline in fitted.items():
             ranks[name] = baselines.baseline_ranks(baseline, arrays.items, arrays.offsets)
-        frames += [
-            evaluation.metrics_frame(
-                model_ranks,
-                arrays.offsets,
-                definition=definition,
-                split=split_name,
-                model=name,
-                ks=ks,
-                n_boot=n_boot,
-                seed=seed,
+        session_of_prediction = evaluation.prediction_index(arrays.offsets)[0].astype(np.int32)
+        for name, model_ranks in ranks.items():
+            frames.append(
+                evaluation.metrics_frame(
+                    model_ranks,
+                    arrays.offsets,
+                    definition=definition,
+                    split=split_name,
+                    model=name,
+                    ks=ks,
+                    n_boot=n_boot,
+                    seed=seed,
+                )
             )
-            for name, model_ranks in ranks.items()
-        ]
-    return Evaluation(pl.concat(frames), throughput)
+            rank_frames.append(
+                pl.DataFrame({"session": session_of_prediction, "rank": np.asarray(model_ranks, np.int32)})
+                .with_columns(split=pl.lit(split_name), model=pl.lit(name))
+                .select("split", "model", "session", "rank")
+            )
+    return Evaluation(pl.concat(frames), pl.concat(rank_frames), throughput)
