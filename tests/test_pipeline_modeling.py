@@ -76,6 +76,8 @@ def test_metadata_shows_curve_and_comparison(trained):
     metrics_meta = result.asset_materializations_for_node("gap_1h__metrics")[0].metadata
     assert 0 <= metrics_meta["test/gru4rec/recall@20"].value <= 1
     assert "item_knn" in metrics_meta["comparison_test"].value
+    samples = result.asset_materializations_for_node("gap_1h__sample_recommendations")[0].metadata
+    assert "Watched next:" in samples["samples"].value
 
 
 def test_sweep_leaderboard_matches_evaluations(ml1m_like_dir, tmp_path):

@@ -40,6 +40,7 @@ def experiment_assets(experiments: list[Experiment]) -> list[dg.AssetsDefinition
             defaults=experiment.config,
             group=GROUP,
             baseline_names=(),
+            with_samples=False,
             description=f"Experiment `{experiment.name}` on `{experiment.definition}`: {experiment.change}.",
         )
     metric_keys = {e.name: dg.AssetKey([*prefix_of(e), METRICS_ASSET]) for e in experiments}

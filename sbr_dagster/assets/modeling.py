@@ -14,7 +14,8 @@ import pydantic
 
 from sbr_dagster.assets import MODELING_TAGS
 from sbr_dagster.assets.metadata import flatten, table_md
-from sbr_dagster.core import bundle, plots, study
+from sbr_dagster.assets.source import MOVIES_KEY
+from sbr_dagster.core import bundle, plots, recommend, study
 from sbr_dagster.core import lake as lake_io
 from sbr_dagster.core.evaluation import comparison_markdown
 from sbr_dagster.core.model import GRU4RecConfig
@@ -22,6 +23,12 @@ from sbr_dagster.resources import DataLake
 
 MODEL_ASSET = "gru4rec"
 METRICS_ASSET = "metrics"
+
+
+class SamplesConfig(dg.Config):
+    n_sessions: int = 6
+    history_length: int = 3
+    seed: int = 0
 
 
 class EvaluationConfig(dg.Config):
@@ -61,6 +68,7 @@ def modeling_assets(
     group: str | None = None,
     baseline_names: tuple[str, ...] = ("pop", "markov", "sr", "item_knn"),
     description: str = "",
+    with_samples: bool = True,
 ) -> list[dg.AssetsDefinition]:
     """``<prefix>/gru4rec`` (the trained bundle) and ``<prefix>/metrics`` (valid and test metrics)."""
     prefix = prefix or [definition]
@@ -188,4 +196,30 @@ def modeling_assets(
             },
         )
 
-    return [model_asset, metrics_asset]
+    if not with_samples:
+        return [model_asset, metrics_asset]
+
+    @dg.asset(
+        key=[*prefix, "sample_recommendations"],
+        ins={"test": split["test"], "movies": dg.AssetIn(MOVIES_KEY)},
+        deps=[model_key],
+        group_name=group,
+        kinds={"tensorflow"},
+        tags=MODELING_TAGS,
+        description="Top-10 lists for real test sessions beside the movie watched next, to judge by eye.",
+    )
+    def sample_recommendations_asset(
+        config: SamplesConfig, lake: DataLake, test: pl.DataFrame, movies: pl.DataFrame
+    ) -> dg.MaterializeResult:
+        recommender = recommend.Recommender.from_bundle(bundle.load_bundle(model_dir(lake, prefix)), movies)
+        text = recommend.sample_recommendations_markdown(
+            recommender,
+            test,
+            n_sessions=config.n_sessions,
+            prefix_len=config.history_length,
+            k=10,
+            seed=config.seed,
+        )
+        return dg.MaterializeResult(metadata={"samples": dg.MetadataValue.md(text)})
+
+    return [model_asset, metrics_asset, sample_recommendations_asset]
