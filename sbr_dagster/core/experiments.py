@@ -17,6 +17,7 @@ from sbr_dagster.core.errors import InputDataError
 from sbr_dagster.core.model import GRU4RecConfig
 
 ENV_EXPERIMENTS = "SBR_EXPERIMENTS"
+ENV_ONLY = "SBR_SWEEP_ONLY"  # comma-separated experiment names: run just these
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "experiments.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -39,6 +40,8 @@ def load_experiments(path: str | Path | None = None, only: list[str] | None = No
     import yaml
 
     path = Path(path) if path else experiments_file()
+    if only is None and os.environ.get(ENV_ONLY):
+        only = [name.strip() for name in os.environ[ENV_ONLY].split(",") if name.strip()]
     if not path.is_file():
         raise InputDataError(f"experiments file {path} does not exist; set {ENV_EXPERIMENTS} to a YAML file")
     try:

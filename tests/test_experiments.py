@@ -1,0 +1,83 @@
+"""Experiment declarations: the packaged sweep covers what the study asks for; mistakes fail at load."""
+
+import pytest
+
+from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.core.experiments import load_experiments, parse_experiments
+from sbr_dagster.core.model import GRU4RecConfig
+from sbr_dagster.settings import DEFAULT_DEFINITIONS
+
+
+def test_packaged_sweep_covers_the_study():
+    experiments = load_experiments()
+    by_name = {e.name: e for e in experiments}
+    definitions = {e.definition for e in experiments}
+    assert set(DEFAULT_DEFINITIONS) <= definitions
+    default = GRU4RecConfig()
+    plain = [e for e in experiments if e.definition == "user" and e.compare_to is not None]
+    assert {len(e.config.layers) for e in experiments} >= {1, 2}
+    assert len({e.config.layers[0] for e in experiments if len(e.config.layers) == 1}) >= 3
+    assert len({(e.config.dropout_embedding, e.config.dropout_hidden) for e in experiments}) >= 2
+    assert {e.config.loss for e in experiments} == {"cross_entropy", "bpr_max"}
+    assert any(e.definition.endswith("_r3") for e in experiments)
+    rating_aware = [e for e in experiments if e.config.rating_dim > 0]
+    assert rating_aware and all(by_name[e.compare_to].definition == e.definition for e in rating_aware)
+    assert all(e.compare_to in by_name for e in plain)
+    assert default.rating_dim == 0
+
+
+def test_defaults_then_experiment_settings_override_the_model_defaults():
+    [experiment] = parse_experiments(
+        {
+            "defaults": {"epochs": 3, "layers": [10]},
+            "experiments": [{"name": "a", "definition": "gap_1h", "model": {"layers": [20]}}],
+        },
+        "inline",
+    )
+    assert experiment.config.epochs == 3
+    assert experiment.config.layers == (20,)
+    assert experiment.config.batch_size == GRU4RecConfig().batch_size
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"experiments": []}, "non-empty list"),
+        ({"experiments": [{"name": "a"}]}, "'name' and 'definition'"),
+        ({"experiments": [{"name": "a b", "definition": "user"}]}, "letters, digits"),
+        ({"experiments": [{"name": "a", "definition": "gap_soon"}]}, "gap_soon"),
+        ({"experiments": [{"name": "a", "definition": "user", "model": {"layerz": [1]}}]}, "layerz"),
+        ({"experiments": [{"name": "a", "definition": "user", "model": {"loss": "mse"}}]}, "mse"),
+        ({"experiments": [{"name": "a", "definition": "user", "colour": 1}]}, "colour"),
+        (
+            {"experiments": [{"name": "a", "definition": "user"}, {"name": "a", "definition": "user"}]},
+            "unique",
+        ),
+        ({"experiments": [{"name": "a", "definition": "user", "compare_to": "b"}]}, "unknown experiment 'b'"),
+    ],
+)
+def test_mistakes_are_reported_with_the_experiment(document, message):
+    with pytest.raises(InputDataError, match=message):
+        parse_experiments(document, "sweep.yaml")
+
+
+def test_subset_by_name_and_by_environment(monkeypatch, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "experiments:\n  - {name: a, definition: user}\n  - {name: b, definition: gap_1h}\n"
+        "  - {name: c, definition: gap_1d}\n"
+    )
+    assert [e.name for e in load_experiments(path, only=["c", "a"])] == ["a", "c"]
+    monkeypatch.setenv("SBR_SWEEP_ONLY", "b")
+    assert [e.name for e in load_experiments(path)] == ["b"]
+    with pytest.raises(InputDataError, match="unknown experiments"):
+        load_experiments(path, only=["zzz"])
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(InputDataError, match="does not exist"):
+        load_experiments(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("experiments: [\n")
+    with pytest.raises(InputDataError, match="not valid YAML"):
+        load_experiments(broken)

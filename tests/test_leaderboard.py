@@ -1,0 +1,91 @@
+"""Paired differences and the words the leaderboard uses for them."""
+
+import numpy as np
+import polars as pl
+
+from sbr_dagster.core import leaderboard, metrics
+from sbr_dagster.core.experiments import parse_experiments
+
+
+def test_difference_of_a_model_with_itself_is_exactly_zero():
+    rng = np.random.default_rng(0)
+    ranks = rng.integers(1, 100, size=500)
+    sessions = np.repeat(np.arange(100), 5)
+    assert metrics.difference_ci(ranks, ranks, sessions, 20) == {"recall": (0.0, 0.0), "mrr": (0.0, 0.0)}
+
+
+def test_paired_difference_detects_a_small_consistent_gain_that_separate_intervals_miss():
+    rng = np.random.default_rng(1)
+    sessions = np.repeat(np.arange(300), 4)
+    base = rng.integers(1, 60, size=sessions.size)
+    better = base.copy()
+    better[rng.random(sessions.size) < 0.03] = 1  # a few more hits at rank 1
+    low, high = metrics.difference_ci(better, base, sessions, 20, seed=3)["recall"]
+    assert 0 < low <= high
+    separate_a = metrics.bootstrap_ci(better, sessions, 20, seed=3)["recall"]
+    separate_b = metrics.bootstrap_ci(base, sessions, 20, seed=3)["recall"]
+    assert separate_a[0] < separate_b[1], "unpaired intervals overlap, the paired one does not"
+
+
+def test_verdicts():
+    assert leaderboard.verdict(0.01, 0.02) == "helped"
+    assert leaderboard.verdict(-0.02, -0.01) == "hurt"
+    assert leaderboard.verdict(-0.01, 0.02) == "no clear difference"
+
+
+def metrics_table(recall: float, mrr: float, low: float, high: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "definition": ["d"],
+            "split": ["test"],
+            "model": ["gru4rec"],
+            "k": [20],
+            "recall": [recall],
+            "mrr": [mrr],
+            "n_predictions": [10],
+            "recall_ci_low": [low],
+            "recall_ci_high": [high],
+            "mrr_ci_low": [mrr - 0.01],
+            "mrr_ci_high": [mrr + 0.01],
+        }
+    )
+
+
+def test_leaderboard_rows_and_findings():
+    experiments = parse_experiments(
+        {
+            "experiments": [
+                {"name": "base", "definition": "user"},
+                {"name": "same_split", "definition": "user", "compare_to": "base", "change": "wider"},
+                {
+                    "name": "other_split",
+                    "definition": "user_r3",
+                    "compare_to": "base",
+                    "change": "liked only",
+                },
+            ]
+        },
+        "inline",
+    )
+    tables = {
+        "base": metrics_table(0.20, 0.05, 0.18, 0.22),
+        "same_split": metrics_table(0.25, 0.07, 0.23, 0.27),
+        "other_split": metrics_table(0.21, 0.05, 0.17, 0.25),
+    }
+    board = leaderboard.leaderboard_frame(experiments, tables, {"base": {"best_epoch": 3}})
+    assert board["experiment"].to_list() == ["same_split", "other_split", "base"]
+    assert board.filter(pl.col("experiment") == "base")["best_epoch"].item() == 3
+    sessions = np.arange(10)
+    ranks = {
+        "base": (np.full(10, 30), sessions),
+        "same_split": (np.full(10, 1), sessions),
+        "other_split": (np.full(10, 5), sessions),
+    }
+    found = {
+        row["experiment"]: row
+        for row in leaderboard.findings(experiments, board, ranks).iter_rows(named=True)
+    }
+    assert found["same_split"]["paired"] and found["same_split"]["verdict"] == "helped"
+    assert not found["other_split"]["paired"]
+    assert found["other_split"]["verdict"] == "no clear difference"  # 0.17..0.25 vs 0.18..0.22 overlap
+    assert "unpaired" in found["other_split"]["sentence"]
