@@ -220,11 +220,15 @@ def _test_split(n_sessions: int = 8) -> pl.DataFrame:
 
 def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
     test = _test_split()
-    k = 3
-    text = recommend.sample_recommendations_markdown(
-        recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
-    )
-    sessions = [int(s) for s in re.findall(r"#### Session (\d+)", text)]
+
+    def sample(k: int) -> str:
+        return recommend.sample_recommendations_markdown(
+            recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
+        )
+
+    every = sample(N_ITEMS - 2)  # every candidate listed: every next movie is a hit
+    assert every.startswith("**4 of 4**") and every.count("✓") == 2 * 4
+    sessions = [int(s) for s in re.findall(r"#### Session (\d+)", every)]
     assert len(sessions) == 4 and set(sessions) <= set(test["session_id"].to_list())
     heads = (
         test.filter(pl.col("session_id").is_in(sessions)).group_by("session_id", maintain_order=True).head(3)
@@ -234,6 +238,9 @@ def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
     scores = recommender.scores(histories["item_id"].to_list())
     dense = truths.to_frame().join(recommender.item_index, on="item_id", maintain_order="left")["item_idx"]
     ranks = (scores >= scores[np.arange(len(sessions)), dense.to_numpy()][:, None]).sum(axis=1)
+    k = int(ranks.min())  # at least one hit; misses too unless every rank is the same
+    text = sample(k)
+    assert text.startswith(f"**{int((ranks <= k).sum())} of 4**") and text == sample(k)
     blocks = text.split("#### Session ")[1:]
     for block, truth, rank, history in zip(blocks, truths, ranks, histories["item_id"], strict=True):
         title = f"Movie {truth}, The"
@@ -242,10 +249,6 @@ def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
             assert f"Watched next: **{title}" in block and f"| **{title}" in block and "✓" in block
         else:
             assert f"Watched next: {title}" in block and f"rank {rank}" in block and "✓" not in block
-    assert text.startswith(f"**{int((ranks <= k).sum())} of 4**")
-    assert text == recommend.sample_recommendations_markdown(
-        recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
-    )
 
 
 def test_sample_markdown_needs_long_enough_sessions(recommender):

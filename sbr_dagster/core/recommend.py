@@ -210,8 +210,8 @@ class Recommender:
         candidates = int(np.isfinite(scores).sum(axis=1).min())
         if k > candidates:
             raise InputDataError(
-                f"k={k} but only {candidates} movies can be recommended (the model knows {self.n_items}, "
-                f"minus the history): ask for k <= {candidates}"
+                f"k={k} but only {candidates:,} movies can be recommended (the model knows "
+                f"{self.n_items:,}, minus the history): ask for k <= {candidates:,}"
             )
         n = scores.shape[0]
         best = (
