@@ -1,18 +1,30 @@
 """Atomic file writes for the data lake.
 
 Every table and model is written to a temporary sibling and renamed into place, so a run
-killed at any moment leaves either the old file or the new one, never half of one.
+killed at any moment leaves either the old file or the new one, never half of one. The
+temporary name carries the writer's process id (``.<name>.<pid>.<random>.tmp``): a later write
+of the same file removes the leftovers of writers that no longer run, so killed runs do not
+pile up debris, while a concurrent writer's file is never touched.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+from sbr_dagster.core.errors import InputDataError
+
+ENV_VAR = "SBR_DATA_LAKE"
+_ADVICE = f"point {ENV_VAR} (the `lake` resource's root) at a writable directory"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _umask() -> int:
@@ -21,18 +33,109 @@ def _umask() -> int:
     return current
 
 
+def _blocker(directory: Path) -> Path | None:
+    """The nearest existing ancestor of ``directory`` (itself included) that is not a directory."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def ensure_directory(directory: str | os.PathLike[str]) -> Path:
+    """``mkdir -p``, failing with an error a user can act on instead of a bare ``NotADirectoryError``."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = _blocker(directory)
+        why = f"{blocker} is a file, not a directory" if blocker else error.strerror or str(error)
+        raise InputDataError(
+            f"cannot create directory {directory}: {why}. Fix that path or {_ADVICE}."
+        ) from error
+    return directory
+
+
+def _writer_pid(path: Path, target: Path) -> int | None:
+    """The process id in a temporary name made for ``target``, or None for any other name."""
+    pid = path.name[len(target.name) + 2 :].split(".", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def temporary_prefix(target: str | os.PathLike[str]) -> str:
+    """Name prefix of this process's temporary siblings of ``target`` (files or directories)."""
+    return f".{Path(target).name}.{os.getpid()}."
+
+
+def remove_stale(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary siblings of ``target`` left by writers that were killed; return them."""
+    target = Path(target)
+    if os.name != "posix" or not target.parent.is_dir():  # os.kill(pid, 0) is only a probe on POSIX
+        return []
+    stale = []
+    for sibling in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        pid = _writer_pid(sibling, target)
+        if pid is None or pid == os.getpid() or _running(pid):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        stale.append(sibling)
+    return stale
+
+
+def _fsync(path: Path) -> None:
+    """Flush file contents to disk so a power cut after the rename cannot leave an empty file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``, on error it vanishes."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp", dir=target.parent)
+    ensure_directory(target.parent)
+    remove_stale(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=temporary_prefix(target), suffix=f"{suffix}.tmp", dir=target.parent
+        )
+    except OSError as error:
+        raise InputDataError(
+            f"cannot write {target}: {error.strerror or error}. Fix that or {_ADVICE}."
+        ) from error
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; lake files get the usual permissions
     try:
-        yield tmp
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as error:
+            if error.errno in _FULL:
+                raise InputDataError(
+                    f"cannot write {target}: {error.strerror}. Free space or {_ADVICE}."
+                ) from error
+            raise
+        _fsync(tmp)
+        try:
+            os.replace(tmp, target)
+        except IsADirectoryError as error:
+            raise InputDataError(
+                f"cannot write {target}: it is a directory. Remove it or {_ADVICE}."
+            ) from error
     finally:
         tmp.unlink(missing_ok=True)
 

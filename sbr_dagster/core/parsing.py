@@ -23,10 +23,25 @@ _INT32_MAX = 2**31 - 1
 # Epoch seconds below this are before the year 5138; larger values are milliseconds or garbage.
 _MAX_EPOCH_SECONDS = 10**11
 _YEAR = r"\s*\((\d{4})\)\s*$"
+_ARCHIVES = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+_SHOWN_CHARS = 120  # a binary or run-together file is one huge "line": quote only its start
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 when the bytes are valid UTF-8 (ASCII, or a copy re-saved by an editor), else Latin-1.
+
+    ML-1M itself is Latin-1, whose accented bytes are never valid UTF-8, so the guess cannot turn an
+    original file into mojibake, while a re-saved UTF-8 copy keeps its accents too. Latin-1 decodes
+    any byte, so no line is ever lost.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def _read_lines(path: str | os.PathLike[str], what: str) -> pl.DataFrame:
-    """Lines of ``path`` with their 1-based number; Latin-1 decodes any byte, so no line is lost."""
+    """Lines of ``path`` with their 1-based number."""
     path = Path(path)
     if not path.is_file():
         problem = "is a directory, not a file" if path.is_dir() else "does not exist"
@@ -34,13 +49,27 @@ def _read_lines(path: str | os.PathLike[str], what: str) -> pl.DataFrame:
             f"{what} file {path} {problem}. Point SBR_ML1M_DIR at the extracted MovieLens 1M "
             "directory (the one holding ratings.dat and movies.dat) or let the pipeline download it."
         )
-    text = path.read_bytes().decode("latin-1")
+    data = path.read_bytes()
+    archive = next((kind for magic, kind in _ARCHIVES.items() if data.startswith(magic)), None)
+    if archive:
+        raise InputDataError(
+            f"{what} file {path} is a {archive} archive, not text: extract it and point SBR_ML1M_DIR at "
+            "the directory holding the extracted ratings.dat and movies.dat."
+        )
+    text = _decode(data)
     if not text.strip():
         raise InputDataError(f"{what} file {path} is empty. Re-download or re-extract MovieLens 1M.")
     if text.endswith("\n"):
         text = text[:-1]
     lines = pl.Series([text]).str.split("\n")[0].str.strip_suffix("\r")
     return lines.alias("text").to_frame().with_row_index("line", offset=1)
+
+
+def _shown(text: str) -> str:
+    """``repr`` of a line or field, cut short so an error about a garbled file stays readable."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 def _fail_first(
@@ -70,7 +99,7 @@ def _field_problem(text: str, n_fields: int, layout: str) -> str | None:
         if SEPARATOR not in text and sep in text:
             hint = f" It looks separated by {name}; fields must be separated by '::'."
     return (
-        f"expected {n_fields} fields '{layout}', found {found} in {text!r}.{hint} "
+        f"expected {n_fields} fields '{layout}', found {found} in {_shown(text)}.{hint} "
         "Fix or remove this line, or re-download the data set."
     )
 
@@ -90,17 +119,17 @@ def read_ratings(path: str | os.PathLike[str]) -> pl.DataFrame:
         if layout_problem:
             return layout_problem
         raw = dict(zip(names, row["text"].split(SEPARATOR), strict=True))
+        line = _shown(row["text"])
         for name in names:
             if row[name] is None:
-                return f"{name} {raw[name]!r} is not an integer in {row['text']!r}. Fix or remove this line."
+                return f"{name} {_shown(raw[name])} is not an integer in {line}. Fix or remove this line."
         if not 1 <= row["rating"] <= 5:
-            return f"rating {row['rating']} is outside 1..5 in {row['text']!r}. Fix or remove this line."
+            return f"rating {row['rating']} is outside 1..5 in {line}. Fix or remove this line."
         if not 0 <= row["timestamp"] < _MAX_EPOCH_SECONDS:
             return (
-                f"timestamp {row['timestamp']} is not Unix epoch seconds in {row['text']!r}. "
-                "Fix or remove this line."
+                f"timestamp {row['timestamp']} is not Unix epoch seconds in {line}. Fix or remove this line."
             )
-        return f"user_id/item_id must be in 1..{_INT32_MAX} in {row['text']!r}. Fix or remove this line."
+        return f"user_id/item_id must be in 1..{_INT32_MAX} in {line}. Fix or remove this line."
 
     bad = (
         pl.col("extra").is_not_null()
@@ -136,7 +165,7 @@ def drop_duplicate_ratings(ratings: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
 
 def read_movies(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read ``movies.dat`` (Latin-1) into ``schema.MOVIES``; the title loses its trailing "(YYYY)"."""
+    """Read ``movies.dat`` (Latin-1, or UTF-8 if re-saved) into ``schema.MOVIES``; titles lose "(YYYY)"."""
     lines = _read_lines(path, "movies")
     # Split on the first and the last '::' so a title may itself contain ':' or '::'.
     fields = lines.with_columns(
@@ -150,10 +179,13 @@ def read_movies(path: str | os.PathLike[str]) -> pl.DataFrame:
     def explain(row: dict) -> str:
         if row["raw_id"] is None:
             return (
-                f"expected 3 fields '{MOVIES_FORMAT}' separated by '::' in {row['text']!r}. "
+                f"expected 3 fields '{MOVIES_FORMAT}' separated by '::' in {_shown(row['text'])}. "
                 "Fix or remove this line, or re-download the data set."
             )
-        return f"movie id {row['raw_id']!r} is not an integer in 1..{_INT32_MAX} in {row['text']!r}. Fix it."
+        return (
+            f"movie id {_shown(row['raw_id'])} is not an integer in 1..{_INT32_MAX} "
+            f"in {_shown(row['text'])}. Fix it."
+        )
 
     _fail_first(fields, ~pl.col("item_id").is_between(1, _INT32_MAX), path, explain)
     repeated = fields.filter(pl.col("item_id").is_duplicated())

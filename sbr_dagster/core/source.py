@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 
 from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.core.lake import atomic_path
+from sbr_dagster.core.lake import atomic_path, ensure_directory, remove_stale, temporary_prefix
 
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 ML1M_ZIP_MD5 = "c4d9eecfca2ab87c1945afe126590906"
@@ -72,7 +72,8 @@ def _download(url: str, archive: Path, md5: str) -> None:
 
 def _extract(archive: Path, target: Path) -> None:
     """Unzip into a temporary sibling and rename the directory holding the .dat files onto ``target``."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale(target)
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
     try:
         try:
             with zipfile.ZipFile(archive) as bundle:
@@ -109,7 +110,7 @@ def locate_ml1m(
     extracted = cache_dir / f"ml-1m-{md5}"
     if extracted.is_dir():
         return _check_dataset_dir(extracted, "download cache")
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    ensure_directory(cache_dir)
     archive = cache_dir / "ml-1m.zip"
     if archive.is_file() and md5_of(archive) != md5:
         archive.unlink()  # a stale or damaged earlier download: never use it

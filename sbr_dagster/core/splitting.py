@@ -37,7 +37,13 @@ class Split:
 
 
 def _session_ends(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per session with its last event time, in (end, session_id) order."""
+    """One row per session with its last event time, in (end, session_id) order; none is a user error."""
+    if events.height == 0:
+        raise InputDataError(
+            "cannot split: no sessions are left after cleansing. Lower min_item_support or "
+            "min_session_length in the preprocessing settings (resources.preprocessing.config), or keep "
+            "more ratings (min_rating / the definition's _rK suffix)."
+        )
     return events.group_by("session_id").agg(pl.col("timestamp").max().alias("end")).sort("end", "session_id")
 
 
@@ -82,10 +88,6 @@ def split_by_days(
     _check_days("test_days", test_days)
     _check_days("valid_days", valid_days)
     ends = _session_ends(cleansed)
-    if ends.height == 0:
-        raise InputDataError(
-            "cannot split: there are no sessions left after cleansing; relax the cleansing thresholds."
-        )
     test_cutoff = ends["end"].max() - timedelta(days=test_days)
     before_test = ends.filter(pl.col("end") < test_cutoff)
     valid_cutoff = (before_test["end"].max() if before_test.height else test_cutoff) - timedelta(
@@ -119,10 +121,6 @@ def split_by_fraction(
     """
     _check_fractions(test_fraction, valid_fraction)
     ends = _session_ends(cleansed)
-    if ends.height == 0:
-        raise InputDataError(
-            "cannot split: there are no sessions left after cleansing; relax the cleansing thresholds."
-        )
     n_test = max(1, round(ends.height * test_fraction))
     n_valid = max(1, round(ends.height * valid_fraction))
     if n_test + n_valid >= ends.height:
@@ -205,7 +203,8 @@ def _finish(
         if frames[name].height == 0:
             raise InputDataError(
                 f"the {name} split is empty ({report['assigned'][name]['sessions']} sessions assigned before "
-                f"dropping unseen items and short sessions; method {method!r}). {knobs[name].capitalize()}."
+                f"dropping unseen items and short sessions; method {method!r}). {knobs[name].capitalize()} "
+                "in the preprocessing settings (resources.preprocessing.config), or use more data."
             )
     report["final"] = {name: _size(frame) for name, frame in frames.items()}
     item_index = (
