@@ -1,0 +1,122 @@
+"""Crash safety: a materialization killed in the middle of a write leaves every table whole.
+
+A real ``dagster asset materialize`` process is SIGKILLed while it writes a table; every Parquet
+file left in the lake must then be exactly the old version or exactly the new one. A re-run must
+succeed, remove the killed writer's temporary files, and a further re-run must change no byte.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from test_bad_input import lake_files, run_preprocess, stray_temporaries
+
+from sbr_dagster.core import lake, synthetic
+
+SELECTION = ",".join(
+    ["raw/ratings", "raw/movies"]
+    + [f"user/{table}" for table in ("sessions", "cleansed", "train", "valid", "test", "item_index")]
+)
+
+
+def materialize_in_subprocess(data: Path, lake_root: Path, cwd: Path) -> subprocess.Popen:
+    """The documented command, for the ``user`` definition's preprocessing only."""
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    env.update(
+        SBR_ML1M_DIR=str(data),
+        SBR_DATA_LAKE=str(lake_root),
+        SBR_SESSION_DEFINITIONS="user",
+        SBR_SWEEP_ONLY="user_default",  # keeps the sweep from adding session definitions
+    )
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "sbr_dagster.definitions"]
+    return subprocess.Popen(
+        [*command, "--select", SELECTION],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_during_write(process: subprocess.Popen, directory: Path, timeout_s: float = 180) -> Path | None:
+    """SIGKILL ``process`` as soon as a temporary file shows up in ``directory``; return that file.
+
+    None when the process ended (or the time ran out) before a write was caught.
+    """
+    deadline = time.monotonic() + timeout_s
+    caught = None
+    while caught is None and process.poll() is None and time.monotonic() < deadline:
+        if directory.is_dir():
+            caught = next((Path(e.path) for e in os.scandir(directory) if e.name.endswith(".tmp")), None)
+        if caught is None:
+            time.sleep(0.001)
+    process.kill()  # SIGKILL: no cleanup handler runs
+    process.wait()
+    return caught
+
+
+def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path):
+    old_data = synthetic.write_ml1m_like(tmp_path / "old", n_users=60, n_items=80, seed=1)
+    # ~450k ratings: writing the user sessions table takes a good fraction of a second.
+    new_data = synthetic.write_ml1m_like(tmp_path / "new", n_users=10_000, n_items=2_000, seed=2)
+    root = tmp_path / "lake"
+    assert run_preprocess(root, old_data).success
+    old = lake_files(root)
+
+    for _ in range(3):
+        caught = kill_during_write(materialize_in_subprocess(new_data, root, tmp_path), root / "user")
+        if caught is not None and caught.exists():
+            break  # killed while that file was being written: its temporary is left behind
+    else:
+        pytest.fail("the materialization was never caught in the middle of a write")
+
+    after_kill = lake_files(root)
+    tables = sorted(name for name in after_kill if name.endswith(".parquet") and "/." not in name)
+    assert tables == sorted(old), "no table vanished and no stray table appeared"
+    for name in tables:
+        pl.read_parquet(root / name)  # whole files only: a half-written one would not parse
+    assert stray_temporaries(root), "the killed writer's temporary file is still there"
+
+    assert run_preprocess(root, new_data).success
+    new = lake_files(root)
+    assert not stray_temporaries(root), "the re-run removed the killed run's temporary files"
+    assert sorted(new) == tables
+    for name in tables:
+        assert after_kill[name] in (old[name], new[name]), f"{name} is neither the old nor the new table"
+    assert after_kill["raw/ratings.parquet"] == new["raw/ratings.parquet"] != old["raw/ratings.parquet"]
+
+    assert run_preprocess(root, new_data).success
+    assert lake_files(root) == new, "re-materializing changes no byte"
+
+
+def finished_pid() -> int:
+    """The id of a process that has exited (and was reaped), so nothing is writing under it."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_rewrite_removes_temporaries_of_dead_writers_only(tmp_path):
+    target = tmp_path / "model.keras"
+    dead, alive = finished_pid(), os.getppid()
+    dead_files = [f".model.keras.{dead}.x1y2.keras.tmp", f".model.keras.{dead}.x1y2.keras"]
+    kept_files = [
+        f".model.keras.{alive}.a1b2.keras.tmp",  # a live writer's: never touched
+        f".other.keras.{dead}.c3d4.tmp",  # another target's: cleaned when that one is written
+        ".model.keras.notes",  # not a temporary name
+    ]
+    for name in dead_files + kept_files:
+        (tmp_path / name).write_bytes(b"partial")
+    (tmp_path / f".model.keras.{dead}.dir").mkdir()  # an interrupted extraction directory
+    (tmp_path / f".model.keras.{dead}.dir" / "ratings.dat").write_bytes(b"partial")
+
+    lake.write_atomic(target, lambda tmp: tmp.write_bytes(b"complete"))
+
+    assert target.read_bytes() == b"complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, *kept_files])
