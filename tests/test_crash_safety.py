@@ -7,6 +7,7 @@ succeed, remove the killed writer's temporary files, and a further re-run must c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,29 +20,38 @@ from test_bad_input import lake_files, run_preprocess, stray_temporaries
 
 from sbr_dagster.core import lake, synthetic
 
+LOG = "dagster.log"
 SELECTION = ",".join(
     ["raw/ratings", "raw/movies"]
     + [f"user/{table}" for table in ("sessions", "cleansed", "train", "valid", "test", "item_index")]
 )
 
 
-def materialize_in_subprocess(data: Path, lake_root: Path, cwd: Path) -> subprocess.Popen:
-    """The documented command, for the ``user`` definition's preprocessing only."""
-    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
-    env.update(
+def dagster_cli(
+    args: list[str], *, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str
+) -> subprocess.Popen:
+    """``dagster <args> -m sbr_dagster.definitions`` in a fresh process, configured the documented way.
+
+    Output goes to ``workdir / LOG``.
+    """
+    experiments = workdir / "experiments.yaml"  # one experiment on ``definition``: no extra definitions
+    experiments.write_text(json.dumps({"experiments": [{"name": "only", "definition": definition}]}))
+    environment = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    environment.update(
         SBR_ML1M_DIR=str(data),
         SBR_DATA_LAKE=str(lake_root),
-        SBR_SESSION_DEFINITIONS="user",
-        SBR_SWEEP_ONLY="user_default",  # keeps the sweep from adding session definitions
+        SBR_SESSION_DEFINITIONS=definition,
+        SBR_EXPERIMENTS=str(experiments),
+        **env,
     )
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "sbr_dagster.definitions"]
-    return subprocess.Popen(
-        [*command, "--select", SELECTION],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(workdir / LOG, "wb") as log:  # the child keeps its own handle
+        return subprocess.Popen(
+            [sys.executable, "-m", "dagster", *args, "-m", "sbr_dagster.definitions"],
+            cwd=workdir,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def kill_during_write(process: subprocess.Popen, directory: Path, timeout_s: float = 180) -> Path | None:
@@ -70,7 +80,14 @@ def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path)
     old = lake_files(root)
 
     for _ in range(3):
-        caught = kill_during_write(materialize_in_subprocess(new_data, root, tmp_path), root / "user")
+        materialize = dagster_cli(
+            ["asset", "materialize", "--select", SELECTION],
+            data=new_data,
+            lake_root=root,
+            definition="user",
+            workdir=tmp_path,
+        )
+        caught = kill_during_write(materialize, root / "user")
         if caught is not None and caught.exists():
             break  # killed while that file was being written: its temporary is left behind
     else:
