@@ -3,6 +3,10 @@
 Removing a rare item shortens its sessions, and removing a short session lowers its items'
 support, so one pass of each filter is not enough: the filters repeat until a round removes
 nothing (a fixpoint), and every round is reported for lineage.
+
+A round is split in two so it also runs on data larger than memory (``streaming``): item
+support is a global count that streams (one row per item), while the session-length filter
+only needs whole sessions, so it can run on any part of the events holding whole sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +23,39 @@ def _check_threshold(name: str, value: object, minimum: int, why: str) -> None:
         raise InputDataError(f"{name} must be an integer >= {minimum} ({why}); got {value!r}.")
 
 
+def check_thresholds(min_session_length: object, min_item_support: object) -> None:
+    _check_threshold("min_session_length", min_session_length, 2, "a session needs 2 events to predict one")
+    _check_threshold("min_item_support", min_item_support, 1, "1 keeps every item")
+
+
+def supported_items(events: pl.DataFrame | pl.LazyFrame, min_item_support: int) -> pl.Series:
+    """Items with >= ``min_item_support`` events; over a LazyFrame it streams, holding one row per item."""
+    support = events.lazy().group_by("item_id").len().filter(pl.col("len") >= min_item_support)
+    return support.collect(engine="streaming")["item_id"]
+
+
+def cleansing_round(events: pl.DataFrame, items: pl.Series, min_session_length: int) -> pl.DataFrame:
+    """Keep the events of ``items``, then drop sessions left shorter than ``min_session_length``.
+
+    ``events`` must hold whole sessions (all of the data, or a part cut between sessions).
+    """
+    kept = events.filter(pl.col("item_id").is_in(items.implode()))
+    return kept.filter(pl.len().over("session_id") >= min_session_length)
+
+
+def sizes(events: pl.DataFrame) -> dict[str, int]:
+    return {
+        "events": events.height,
+        "sessions": events["session_id"].n_unique(),
+        "items": events["item_id"].n_unique(),
+    }
+
+
+def round_report(number: int, before: dict[str, int], after: dict[str, int]) -> dict:
+    """One report row from the ``sizes`` before and after a round."""
+    return {"round": number, **{f"{key}_removed": before[key] - after[key] for key in before}}
+
+
 def cleanse(
     sessions: pl.DataFrame, min_session_length: int = 2, min_item_support: int = 5
 ) -> tuple[pl.DataFrame, list[dict]]:
@@ -27,20 +64,11 @@ def cleanse(
     Returns the surviving events (same schema and order) and one report row per round that removed
     something: round, events_removed, sessions_removed, items_removed.
     """
-    _check_threshold("min_session_length", min_session_length, 2, "a session needs 2 events to predict one")
-    _check_threshold("min_item_support", min_item_support, 1, "1 keeps every item")
+    check_thresholds(min_session_length, min_item_support)
     report = []
     while True:
-        kept = sessions.filter(pl.len().over("item_id") >= min_item_support)
-        kept = kept.filter(pl.len().over("session_id") >= min_session_length)
+        kept = cleansing_round(sessions, supported_items(sessions, min_item_support), min_session_length)
         if kept.height == sessions.height:
             return kept, report
-        report.append(
-            {
-                "round": len(report) + 1,
-                "events_removed": sessions.height - kept.height,
-                "sessions_removed": sessions["session_id"].n_unique() - kept["session_id"].n_unique(),
-                "items_removed": sessions["item_id"].n_unique() - kept["item_id"].n_unique(),
-            }
-        )
+        report.append(round_report(len(report) + 1, sizes(sessions), sizes(kept)))
         sessions = kept

@@ -73,9 +73,13 @@ def apply_rating_policy(sessions: pl.DataFrame, min_rating: int | None) -> pl.Da
     return sessions.filter(pl.col("rating") >= min_rating)
 
 
+def rating_floor(definition: SessionDefinition, min_rating: int | None = None) -> int | None:
+    """The minimum rating kept: the definition's own ``_rK`` wins over the run-wide ``min_rating``."""
+    return definition.min_rating if definition.min_rating is not None else min_rating
+
+
 def sessionize(
     ratings: pl.DataFrame, definition: SessionDefinition, min_rating: int | None = None
 ) -> pl.DataFrame:
-    """Sessions of ``definition``; its own ``_rK`` wins over the fallback ``min_rating``."""
-    rating_floor = definition.min_rating if definition.min_rating is not None else min_rating
-    return apply_rating_policy(assign_sessions(ratings, definition.gap), rating_floor)
+    """Sessions of ``definition`` with ``rating_floor``'s policy applied."""
+    return apply_rating_policy(assign_sessions(ratings, definition.gap), rating_floor(definition, min_rating))

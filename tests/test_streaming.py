@@ -1,0 +1,199 @@
+"""The partitioned streaming path must produce the in-memory pipeline's tables, row for row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sbr_dagster.core import cleansing, parsing, schema, sessions, splitting, streaming, synthetic
+from sbr_dagster.core.errors import InputDataError
+
+DEFINITIONS = ("gap_1h", "user_r4")
+SETTINGS = {"min_session_length": 3, "min_item_support": 15, "test_days": 20, "valid_days": 15}
+
+
+@pytest.fixture(scope="module")
+def ratings_dat(tmp_path_factory) -> Path:
+    """Generated ML-1M-like ratings plus re-ratings of earlier (user, movie) pairs, with timestamp ties."""
+    directory = synthetic.write_ml1m_like(
+        tmp_path_factory.mktemp("streaming"), n_users=90, n_items=160, seed=11
+    )
+    path = directory / "ratings.dat"
+    lines = path.read_text().splitlines()
+    # Every 40th line again, later in the file: a re-rating at the same time (a tie broken by line)
+    # and one a day later; drop_duplicate_ratings must keep the first of each pair.
+    repeats = lines[::40]
+    later = [
+        "::".join([*fields[:3], str(int(fields[3]) + 86_400)])
+        for fields in (line.split("::") for line in lines[5::40])
+    ]
+    path.write_text("\n".join([*lines, *repeats, *later]) + "\n")
+    return path
+
+
+def eager(ratings_dat: Path) -> dict:
+    """The in-memory pipeline's chain, as the Dagster assets run it."""
+    ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(ratings_dat))
+    tables = {"ratings": ratings}
+    for name in DEFINITIONS:
+        cut = sessions.sessionize(ratings, sessions.parse_definition(name))
+        cleansed, rounds = cleansing.cleanse(
+            cut, SETTINGS["min_session_length"], SETTINGS["min_item_support"]
+        )
+        split = splitting.split_by_days(
+            cleansed, SETTINGS["test_days"], SETTINGS["valid_days"], SETTINGS["min_session_length"]
+        )
+        tables[name] = {
+            "sessions": cut,
+            "cleansed": cleansed,
+            "rounds": rounds,
+            "split": split,
+        }
+    return tables
+
+
+@pytest.fixture(scope="module")
+def expected(ratings_dat) -> dict:
+    return eager(ratings_dat)
+
+
+def lake_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+@pytest.mark.parametrize("partition_events", [10**9, 400])
+def test_streaming_tables_equal_the_in_memory_pipeline(ratings_dat, expected, tmp_path, partition_events):
+    summary = streaming.preprocess_streaming(
+        ratings_dat, tmp_path, DEFINITIONS, partition_events=partition_events, **SETTINGS
+    )
+    if partition_events == 400:
+        assert summary["partitions"] > 5  # many partitions: ids, support and cut-offs must join up
+    else:
+        assert summary["partitions"] == 1
+    assert summary["duplicates"] > 0
+    ratings = pl.read_parquet(tmp_path / "raw" / "ratings.parquet")
+    assert schema.schema_errors(ratings, schema.RATINGS) == []
+    assert ratings.equals(expected["ratings"])
+    for name in DEFINITIONS:
+        want = expected[name]
+        folder = tmp_path / name
+        assert pl.read_parquet(folder / "sessions.parquet").equals(want["sessions"])
+        assert pl.read_parquet(folder / "cleansed.parquet").equals(want["cleansed"])
+        assert summary[name]["cleansing_rounds"] == want["rounds"]
+        split = want["split"]
+        for part in schema.SPLITS:
+            assert pl.read_parquet(folder / f"{part}.parquet").equals(getattr(split, part)), (name, part)
+        assert pl.read_parquet(folder / "item_index.parquet").equals(split.item_index)
+        assert (summary[name]["valid_cutoff"], summary[name]["test_cutoff"]) == (
+            split.valid_cutoff,
+            split.test_cutoff,
+        )
+        assert summary[name]["final"] == split.report["final"]
+    # The fixture makes cleansing work for it: more than one round, so the fixpoint loop is exercised.
+    assert len(expected["gap_1h"]["rounds"]) > 1
+
+
+def test_split_drops_the_same_unpredictable_events_across_partitions(tmp_path):
+    # One session per user (definition "user"), events a minute apart; days from DAY0.
+    spec = {
+        1: (0, [1, 2, 3]),  # train
+        2: (1, [1, 2]),  # train
+        3: (2, [2, 3]),  # train
+        4: (8, [1, 2, 9]),  # valid; item 9 unseen in train
+        5: (9, [3, 9]),  # valid, too short without item 9
+        6: (13, [1, 3]),  # test
+        7: (14, [2, 1, 3]),  # test; its last event sets the test cutoff to day 11 + 2 min
+        8: (11, [1, 2, 8]),  # test only through unseen item 8: ends before the cutoff without it
+        9: (7 - 1 / 1440, [3, 1, 7]),  # valid only through unseen item 7
+    }
+    day0, lines = 978_300_000, []
+    for user, (day, items) in spec.items():
+        lines += [f"{user}::{item}::4::{int(day0 + day * 86_400 + 60 * k)}" for k, item in enumerate(items)]
+    path = tmp_path / "ratings.dat"
+    path.write_text("\n".join(lines) + "\n")
+    cleansed, _ = cleansing.cleanse(
+        sessions.sessionize(parsing.read_ratings(path), sessions.parse_definition("user")), 2, 1
+    )
+    want = splitting.split_by_days(cleansed, test_days=3, valid_days=2)
+    for part in ("valid", "test"):  # every kind of removal happens, so each is compared below
+        assert want.report[f"{part}_unseen_items"]["events_removed"] > 0
+        assert want.report[f"{part}_ended_before_cutoff"]["sessions_removed"] == 1
+    assert want.report["valid_short_sessions"]["sessions_removed"] == 1
+
+    summary = streaming.preprocess_streaming(
+        path, tmp_path / "lake", ["user"], min_item_support=1, test_days=3, valid_days=2, partition_events=2
+    )
+    assert summary["partitions"] == len(spec)
+    for part in schema.SPLITS:
+        assert pl.read_parquet(tmp_path / "lake" / "user" / f"{part}.parquet").equals(getattr(want, part))
+    assert pl.read_parquet(tmp_path / "lake" / "user" / "item_index.parquet").equals(want.item_index)
+    assert summary["user"]["final"] == want.report["final"]
+
+
+def test_writes_only_the_lake_tables_and_leaves_no_temporary_files(ratings_dat, tmp_path):
+    streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **SETTINGS)
+    tables = {"sessions", "cleansed", "train", "valid", "test", "item_index"}
+    assert lake_files(tmp_path) == {"raw", "raw/ratings.parquet", "gap_1h"} | {
+        f"gap_1h/{table}.parquet" for table in tables
+    }
+
+
+def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_dat, tmp_path):
+    streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **SETTINGS)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*.parquet")}
+    with pytest.raises(InputDataError, match="train split is empty"):
+        streaming.preprocess_streaming(
+            ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **{**SETTINGS, "test_days": 10_000}
+        )
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*.parquet")} == before
+    assert not [path for path in tmp_path.rglob(".*")]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("7::12::4", "line 4: '7::12::4' is not"),
+        ("7::12::9::978300760", "rating in 1..5"),
+        ("7::x::3::978300760", "integer ids"),
+        ("7::12::3::978300760::1", "line 4"),
+        ("7,12,3,978300760", "line 4"),
+        ("", "line 4: '' is not"),
+    ],
+)
+def test_first_bad_line_is_named_with_its_number_and_text(tmp_path, line, problem):
+    path = tmp_path / "ratings.dat"
+    path.write_text(f"1::10::5::978300760\n1::11::3::978300761\n2::10::4::978300762\n{line}\n3::1::1::1\n")
+    parsing_error = pytest.raises(InputDataError, match="line 4")
+    with parsing_error:
+        parsing.read_ratings(path)  # the in-memory reader rejects the same line
+    with pytest.raises(InputDataError, match=problem):
+        streaming.preprocess_streaming(path, tmp_path / "lake")
+    assert not (tmp_path / "lake" / "raw").exists()
+    assert lake_files(tmp_path / "lake") == set()
+
+
+def test_byte_order_mark_and_crlf_read_as_the_in_memory_reader_reads_them(tmp_path):
+    path = tmp_path / "ratings.dat"
+    path.write_bytes(b"\xef\xbb\xbf1::10::5::978300760\r\n1::11::3::978300761\r\n2::10::4::978300762\r\n")
+    summary = streaming.preprocess_streaming(path, tmp_path / "lake", definitions=())  # ratings only
+    assert summary == {"lines": 3, "duplicates": 0, "partitions": 1}
+    ratings = pl.read_parquet(tmp_path / "lake" / "raw" / "ratings.parquet")
+    assert ratings.equals(parsing.read_ratings(path))
+    assert ratings["user_id"].to_list() == [1, 1, 2]
+
+
+def test_unreadable_inputs_are_user_errors(tmp_path):
+    with pytest.raises(InputDataError, match="does not exist"):
+        streaming.preprocess_streaming(tmp_path / "missing.dat", tmp_path / "lake")
+    (tmp_path / "empty.dat").write_bytes(b"")
+    with pytest.raises(InputDataError, match="is empty"):
+        streaming.preprocess_streaming(tmp_path / "empty.dat", tmp_path / "lake")
+    (tmp_path / "latin1.dat").write_bytes("1::10::5::978300760\n1::1\xe9::3::1\n".encode("latin-1"))
+    with pytest.raises(InputDataError, match="not text"):
+        streaming.preprocess_streaming(tmp_path / "latin1.dat", tmp_path / "lake")
+    with pytest.raises(InputDataError, match="partition_events"):
+        streaming.preprocess_streaming(tmp_path / "empty.dat", tmp_path / "lake", partition_events=0)
+    with pytest.raises(InputDataError, match="unknown session definition"):
+        streaming.preprocess_streaming(tmp_path / "empty.dat", tmp_path / "lake", ["gap_1w"])
