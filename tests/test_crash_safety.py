@@ -137,3 +137,23 @@ def test_rewrite_removes_temporaries_of_dead_writers_only(tmp_path):
 
     assert target.read_bytes() == b"complete"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, *kept_files])
+
+
+def test_directory_is_replaced_as_a_whole(tmp_path):
+    target = tmp_path / "gru4rec"
+
+    def contents() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in target.iterdir()}
+
+    for files in ({"model.keras": b"old", "item_index.parquet": b"old"}, {"model.keras": b"new"}):
+        before = contents() if target.exists() else None
+        with lake.atomic_directory(target) as staging:
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            assert (contents() if target.exists() else None) == before, "readers see the old set until done"
+        assert contents() == files, "the new set, with nothing left over from the old one"
+    with pytest.raises(RuntimeError), lake.atomic_directory(target) as staging:
+        (staging / "model.keras").write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert contents() == {"model.keras": b"new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["gru4rec"]

@@ -140,6 +140,33 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty directory beside ``target``; on success it replaces ``target`` as a whole.
+
+    For files that only make sense together (a model and its item index): readers see the old set
+    or the new one, never a mix. A directory cannot be renamed over a non-empty one, so the old one
+    is first renamed aside: a crash between the two renames leaves no ``target`` at all (a clear
+    "materialize it again"), and the old copy as a temporary that the next write removes.
+    """
+    target = Path(target)
+    ensure_directory(target.parent)
+    remove_stale(target)
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
+            os.replace(target, retired)  # onto an empty directory: allowed
+            os.replace(staging, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = "") -> Path:
     """Run ``write(tmp_path)`` and move the result onto ``target`` in one rename."""
     with atomic_path(target, suffix=suffix) as tmp:
