@@ -28,6 +28,7 @@ def run_preprocessing(
             "movielens": MovieLensSource(local_dir=str(data_dir)),
             "preprocessing": PreprocessingSettings(**settings),
         },
+        experiments=[],
     )
     job = defs.resolve_job_def("preprocess")
     return job.execute_in_process(instance=dg.DagsterInstance.ephemeral())

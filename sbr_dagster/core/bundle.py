@@ -42,18 +42,18 @@ def save_bundle(
     from sbr_dagster.core import training
 
     directory = Path(directory)
-    lake.write_parquet(item_index, directory / ITEM_INDEX_FILE)
-    lake.write_parquet(history, directory / HISTORY_FILE)
-    write_json(directory / CONFIG_FILE, config)
-    write_json(directory / SUMMARY_FILE, summary or {})
-    training.save_model(model, directory / MODEL_FILE)
+    # One directory swap: a reader never sees a new item index beside an old model.
+    with lake.atomic_directory(directory) as staging:
+        lake.write_parquet(item_index, staging / ITEM_INDEX_FILE)
+        lake.write_parquet(history, staging / HISTORY_FILE)
+        write_json(staging / CONFIG_FILE, config)
+        write_json(staging / SUMMARY_FILE, summary or {})
+        training.save_model(model, staging / MODEL_FILE)
     return directory
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
-    lake.write_atomic(
-        path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
-    )
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def load_bundle(directory: str | Path) -> ModelBundle:
