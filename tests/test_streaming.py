@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -140,6 +142,18 @@ def test_writes_only_the_lake_tables_and_leaves_no_temporary_files(ratings_dat, 
     }
 
 
+def test_partitions_left_by_a_killed_run_are_removed(ratings_dat, tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    leftover = tmp_path / f".streaming.{int(dead.stdout)}.abc123"
+    leftover.mkdir()
+    (leftover / "sessions-00000.arrow").write_bytes(b"half a partition")
+    streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], **SETTINGS)
+    assert not leftover.exists()
+    assert (tmp_path / "gap_1h" / "test.parquet").is_file()
+
+
 def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_dat, tmp_path):
     streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **SETTINGS)
     before = {path: path.read_bytes() for path in tmp_path.rglob("*.parquet")}
@@ -165,8 +179,7 @@ def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_
 def test_first_bad_line_is_named_with_its_number_and_text(tmp_path, line, problem):
     path = tmp_path / "ratings.dat"
     path.write_text(f"1::10::5::978300760\n1::11::3::978300761\n2::10::4::978300762\n{line}\n3::1::1::1\n")
-    parsing_error = pytest.raises(InputDataError, match="line 4")
-    with parsing_error:
+    with pytest.raises(InputDataError, match="line 4"):
         parsing.read_ratings(path)  # the in-memory reader rejects the same line
     with pytest.raises(InputDataError, match=problem):
         streaming.preprocess_streaming(path, tmp_path / "lake")

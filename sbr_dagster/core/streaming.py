@@ -25,7 +25,7 @@ import polars as pl
 
 from sbr_dagster.core import cleansing, parsing, schema, sessions, splitting
 from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.core.lake import atomic_path
+from sbr_dagster.core.lake import atomic_path, ensure_directory, remove_stale, temporary_prefix
 
 DEFAULT_PARTITION_EVENTS = 2_000_000
 _FIELDS = ("user_id", "item_id", "rating", "timestamp")
@@ -105,14 +105,22 @@ def _parse(path: Path, staged: Path) -> int:
     return n_lines
 
 
+def _save(frame: pl.DataFrame, path: Path) -> Path:
+    """Intermediate partitions are Arrow IPC, uncompressed: written once, read back once or twice."""
+    frame.write_ipc(path, compression="uncompressed")
+    return path
+
+
+def _height(path: Path) -> int:
+    return pl.scan_ipc(path).select(pl.len()).collect().item()
+
+
 def _user_ranges(staged: Path, partition_events: int) -> list[tuple[int, int]]:
     """First and last user id of consecutive user ranges of about ``partition_events`` events each.
 
     A user is never cut, so one very active user can make a partition larger than asked.
     """
-    users = (
-        pl.scan_parquet(staged).group_by("user_id").len().sort("user_id").collect(engine="streaming")
-    )  # one row per user
+    users = pl.scan_parquet(staged).group_by("user_id").len().sort("user_id").collect(engine="streaming")
     ranges = (
         users.with_columns(((pl.col("len").cum_sum() - pl.col("len")) // partition_events).alias("part"))
         .group_by("part", maintain_order=True)
@@ -134,8 +142,7 @@ def _partition(staged: Path, ranges: list[tuple[int, int]], work: Path) -> tuple
         kept, n_dropped = parsing.drop_duplicate_ratings(ratings)
         if n_dropped:
             dropped.append(ratings.join(kept, on="line", how="anti")["line"])
-        parts.append(work / f"ratings-{number:05d}.parquet")
-        kept.write_parquet(parts[-1])
+        parts.append(_save(kept, work / f"ratings-{number:05d}.arrow"))
     return parts, pl.concat(dropped)
 
 
@@ -150,29 +157,25 @@ def _sessions(
     parts, offset = [], 0
     floor = sessions.rating_floor(definition, min_rating)
     for number, path in enumerate(ratings_parts):
-        cut = sessions.assign_sessions(pl.read_parquet(path), definition.gap)
+        cut = sessions.assign_sessions(pl.read_ipc(path), definition.gap)
         kept = sessions.apply_rating_policy(cut, floor).with_columns(pl.col("session_id") + offset)
         offset += int(cut["session_id"].max()) + 1 if cut.height else 0
-        parts.append(work / f"sessions-{number:05d}.parquet")
-        kept.write_parquet(parts[-1])
+        parts.append(_save(kept, work / f"sessions-{number:05d}.arrow"))
     return parts
-
-
-def _height(path: Path) -> int:
-    return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
 def _sizes(parts: list[Path]) -> dict[str, int]:
     """``cleansing.sizes`` over partitioned events: sessions never cross partitions, items do."""
-    per_part = [
-        pl.scan_parquet(path)
-        .select(pl.len().alias("events"), pl.col("session_id").n_unique().alias("sessions"))
-        .collect()
+    per_part = pl.concat(
+        pl.scan_ipc(path).select(pl.len().alias("events"), pl.col("session_id").n_unique().alias("sessions"))
         for path in parts
-    ]
-    total = pl.concat(per_part).sum() if per_part else pl.DataFrame({"events": [0], "sessions": [0]})
-    items = pl.scan_parquet(parts).select(pl.col("item_id").n_unique()).collect(engine="streaming").item()
-    return {"events": int(total["events"][0]), "sessions": int(total["sessions"][0]), "items": items}
+    ).collect()
+    items = pl.scan_ipc(parts).select(pl.col("item_id").n_unique()).collect(engine="streaming").item()
+    return {
+        "events": int(per_part["events"].sum()),
+        "sessions": int(per_part["sessions"].sum()),
+        "items": items,
+    }
 
 
 def _cleanse(
@@ -182,13 +185,14 @@ def _cleanse(
     cleansing.check_thresholds(min_session_length, min_item_support)
     report, before = [], _sizes(parts)
     while True:
-        items = cleansing.supported_items(pl.scan_parquet(parts), min_item_support)
-        kept = []
-        for number, path in enumerate(parts):
-            kept.append(work / f"cleansed-{len(report)}-{number:05d}.parquet")
-            cleansing.cleansing_round(pl.read_parquet(path), items, min_session_length).write_parquet(
-                kept[-1]
+        items = cleansing.supported_items(pl.scan_ipc(parts), min_item_support)
+        kept = [
+            _save(
+                cleansing.cleansing_round(pl.read_ipc(path), items, min_session_length),
+                work / f"cleansed-{len(report)}-{number:05d}.arrow",
             )
+            for number, path in enumerate(parts)
+        ]
         after = _sizes(kept)
         if after["events"] == before["events"]:
             return kept, report
@@ -208,42 +212,35 @@ def _split_by_days(
         raise InputDataError("cannot split: no sessions are left after cleansing.")
     splitting._check_days("test_days", test_days)
     splitting._check_days("valid_days", valid_days)
-    last_event = pl.scan_parquet(parts).select(pl.col("timestamp").max()).collect(engine="streaming").item()
+    last_event = pl.scan_ipc(parts).select(pl.col("timestamp").max()).collect(engine="streaming").item()
     test_cutoff = last_event - timedelta(days=test_days)
-    ends_before_test = [
-        splitting._session_ends(pl.read_parquet(path)).filter(pl.col("end") < test_cutoff)["end"].max()
-        for path in parts
+    ends = [
+        _save(splitting._session_ends(pl.read_ipc(path)), work / f"ends-{number:05d}.arrow")
+        for number, path in enumerate(parts)
     ]
-    before_test = [end for end in ends_before_test if end is not None]
-    valid_cutoff = (max(before_test) if before_test else test_cutoff) - timedelta(days=valid_days)
+    before_test = pl.scan_ipc(ends).filter(pl.col("end") < test_cutoff).select(pl.col("end").max())
+    valid_end = before_test.collect().item()
+    valid_cutoff = (test_cutoff if valid_end is None else valid_end) - timedelta(days=valid_days)
     cutoffs = {"valid": valid_cutoff, "test": test_cutoff}
 
     assigned = {name: [] for name in schema.SPLITS}
-    for number, path in enumerate(parts):
-        events = pl.read_parquet(path)
-        session_part = splitting._parts_by_cutoffs(splitting._session_ends(events), valid_cutoff, test_cutoff)
-        events = events.with_columns(
-            pl.col("session_id")
-            .replace_strict(session_part["session_id"], session_part["part"])
-            .alias("part")
-        )
+    for number, (path, session_ends) in enumerate(zip(parts, ends, strict=True)):
+        session_part = splitting._parts_by_cutoffs(pl.read_ipc(session_ends), valid_cutoff, test_cutoff)
+        part_of_event = pl.col("session_id").replace_strict(session_part["session_id"], session_part["part"])
+        events = pl.read_ipc(path).with_columns(part_of_event.alias("part"))
         for name in schema.SPLITS:
-            assigned[name].append(work / f"{name}-assigned-{number:05d}.parquet")
-            events.filter(pl.col("part") == name).drop("part").write_parquet(assigned[name][-1])
+            frame = events.filter(pl.col("part") == name).drop("part")
+            assigned[name].append(_save(frame, work / f"{name}-assigned-{number:05d}.arrow"))
 
-    train_items = (
-        pl.scan_parquet(assigned["train"])
-        .select(pl.col("item_id").unique())
-        .collect(engine="streaming")["item_id"]
-    )
+    train_items = pl.scan_ipc(assigned["train"]).select(pl.col("item_id").unique()).collect()["item_id"]
     final = {"train": assigned["train"]}
     for name in ("valid", "test"):
         final[name] = []
         for number, path in enumerate(assigned[name]):
-            known = pl.read_parquet(path).filter(pl.col("item_id").is_in(train_items.implode()))
+            known = pl.read_ipc(path).filter(pl.col("item_id").is_in(train_items.implode()))
             in_period = known.filter(pl.col("timestamp").max().over("session_id") >= cutoffs[name])
-            final[name].append(work / f"{name}-{number:05d}.parquet")
-            in_period.filter(pl.len().over("session_id") >= min_session_length).write_parquet(final[name][-1])
+            long_enough = in_period.filter(pl.len().over("session_id") >= min_session_length)
+            final[name].append(_save(long_enough, work / f"{name}-{number:05d}.arrow"))
     sizes = {name: _sizes(files) for name, files in final.items()}
     for name, size in sizes.items():
         if size["events"] == 0:
@@ -257,7 +254,7 @@ def _split_by_days(
 def _item_index(train: list[Path]) -> pl.LazyFrame:
     """Dense index over train items in ascending item_id; streams, holding one row per item."""
     return (
-        pl.scan_parquet(train)
+        pl.scan_ipc(train)
         .group_by("item_id")
         .agg(pl.len().cast(pl.UInt32).alias("support"))
         .sort("item_id")
@@ -280,15 +277,17 @@ def preprocess_streaming(
     """ratings.dat -> the lake's ratings, sessions, cleansed, train/valid/test and item_index tables.
 
     Same tables as the in-memory pipeline (``split_method`` days), in memory bounded by
-    ``partition_events``; intermediate partitions live in a hidden directory under ``lake_root``
-    that is removed at the end. Returns sizes, cleansing rounds and cut-offs per definition.
+    ``partition_events``. Intermediate partitions live in a hidden directory under ``lake_root``,
+    removed at the end, or by the next run if this one is killed. Returns sizes, cleansing rounds
+    and cut-offs per definition.
     """
     ratings_dat, lake_root = Path(ratings_dat), Path(lake_root)
     parsed = [sessions.parse_definition(name) for name in definitions]
     if isinstance(partition_events, bool) or not isinstance(partition_events, int) or partition_events < 1:
         raise InputDataError(f"partition_events must be a positive integer; got {partition_events!r}.")
-    lake_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".streaming.{os.getpid()}.", dir=lake_root))
+    scratch = ensure_directory(lake_root) / "streaming"
+    remove_stale(scratch)  # partitions left by a killed run
+    work = Path(tempfile.mkdtemp(prefix=temporary_prefix(scratch), dir=lake_root))
     try:
         staged = work / "parsed.parquet"
         n_lines = _parse(ratings_dat, staged)
@@ -306,10 +305,10 @@ def preprocess_streaming(
             cleansed_parts, rounds = _cleanse(session_parts, min_session_length, min_item_support, folder)
             split = _split_by_days(cleansed_parts, test_days, valid_days, min_session_length, folder)
             target = lake_root / definition.name
-            _sink(pl.scan_parquet(session_parts), target / "sessions.parquet")
-            _sink(pl.scan_parquet(cleansed_parts), target / "cleansed.parquet")
+            _sink(pl.scan_ipc(session_parts), target / "sessions.parquet")
+            _sink(pl.scan_ipc(cleansed_parts), target / "cleansed.parquet")
             for name, files in split["files"].items():
-                _sink(pl.scan_parquet(files).select(list(schema.SPLIT)), target / f"{name}.parquet")
+                _sink(pl.scan_ipc(files).select(list(schema.SPLIT)), target / f"{name}.parquet")
             _sink(_item_index(split["files"]["train"]), target / "item_index.parquet")
             shutil.rmtree(folder)
             summary[definition.name] = {
