@@ -1,6 +1,7 @@
 """Dagster resources: where the lake is, where MovieLens comes from, and the preprocessing knobs."""
 
 
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -12,16 +13,25 @@ from sbr_dagster.core import lake, source
 
 
 class DataLake(dg.ConfigurableResource):
-    """Root of the data lake; every table is ``<root>/<asset key path>.parquet``."""
+    """Root of the data lake, a local path or an fsspec URL (``s3://bucket/lake``).
+
+    Every table is ``<root>/<asset key path>.parquet``.
+    """
 
     root: str
 
     def path(self, *parts: str) -> Path:
-        return Path(self.root).joinpath(*parts)
+        return lake.as_path(self.root).joinpath(*parts)
 
     def table_path(self, key: dg.AssetKey) -> Path:
         *folders, name = key.path
         return self.path(*folders, f"{name}.parquet")
+
+    def download_dir(self) -> Path:
+        """Where the ML-1M archive is cached: in the lake when local, else a local temporary folder."""
+        if lake.is_remote(self.root):
+            return Path(tempfile.gettempdir()) / "sbr_dagster_download"
+        return self.path("raw", "download")
 
 
 class LakeParquetIOManager(dg.ConfigurableIOManager):

@@ -7,6 +7,7 @@ from sbr_dagster.assets import MODELING_TAGS
 from sbr_dagster.assets.metadata import table_md
 from sbr_dagster.assets.modeling import METRICS_ASSET, model_dir, modeling_assets, ranks_path
 from sbr_dagster.core import bundle, leaderboard, plots
+from sbr_dagster.core import lake as lake_io
 from sbr_dagster.core.experiments import Experiment
 from sbr_dagster.resources import DataLake
 
@@ -54,12 +55,12 @@ def experiment_assets(experiments: list[Experiment]) -> list[dg.AssetsDefinition
         description="One row per experiment (valid/test metrics with CIs, cost) and what each change did.",
     )
     def leaderboard_asset(lake: DataLake) -> dg.Output[pl.DataFrame]:
-        tables = {name: pl.read_parquet(lake.table_path(key)) for name, key in metric_keys.items()}
+        tables = {name: lake_io.read_parquet(lake.table_path(key)) for name, key in metric_keys.items()}
         summaries = {e.name: bundle.read_summary(model_dir(lake, prefix_of(e))) for e in experiments}
         board = leaderboard.leaderboard_frame(experiments, tables, summaries)
         test_ranks = {}
         for experiment in experiments:
-            ranks = pl.read_parquet(ranks_path(lake, prefix_of(experiment))).filter(
+            ranks = lake_io.read_parquet(ranks_path(lake, prefix_of(experiment))).filter(
                 (pl.col("split") == "test") & (pl.col("model") == "gru4rec")
             )
             test_ranks[experiment.name] = (ranks["rank"].to_numpy(), ranks["session"].to_numpy())

@@ -15,7 +15,7 @@ MOVIES_KEY = dg.AssetKey(["raw", "movies"])
 @dg.asset(key=RATINGS_KEY, group_name="raw", kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
 def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake: DataLake):
     """Every rating of ratings.dat with its original line number (the tie-breaker for equal timestamps)."""
-    directory = movielens.locate(cache_dir=lake.path("raw", "download"))
+    directory = movielens.locate(cache_dir=lake.download_dir())
     path = directory / "ratings.dat"
     frame, duplicates = parsing.drop_duplicate_ratings(parsing.read_ratings(path))
     context.log.info(f"parsed {frame.height:,} ratings from {path}")
@@ -37,7 +37,7 @@ def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake:
 @dg.asset(key=MOVIES_KEY, group_name="raw", kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
 def movies(movielens: MovieLensSource, lake: DataLake) -> dg.Output[pl.DataFrame]:
     """Titles, years and genres, for people reading recommendations."""
-    path = movielens.locate(cache_dir=lake.path("raw", "download")) / "movies.dat"
+    path = movielens.locate(cache_dir=lake.download_dir()) / "movies.dat"
     frame = parsing.read_movies(path)
     return dg.Output(
         frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height}

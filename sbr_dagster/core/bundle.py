@@ -41,7 +41,7 @@ def save_bundle(
 ) -> Path:
     from sbr_dagster.core import training
 
-    directory = Path(directory)
+    directory = lake.as_path(directory)
     # One directory swap: a reader never sees a new item index beside an old model.
     with lake.atomic_directory(directory) as staging:
         lake.write_parquet(item_index, staging / ITEM_INDEX_FILE)
@@ -59,27 +59,28 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
 def load_bundle(directory: str | Path) -> ModelBundle:
     from sbr_dagster.core import training
 
-    directory = Path(directory)
-    missing = [f for f in (MODEL_FILE, ITEM_INDEX_FILE, CONFIG_FILE) if not (directory / f).is_file()]
-    if missing:
-        raise InputDataError(
-            f"no trained model in {directory} (missing {', '.join(missing)}): materialize the model asset "
-            "first, e.g. `dagster asset materialize -m sbr_dagster.definitions "
-            f"--select '+{directory.parent.name}/gru4rec'`"
+    with lake.local_copy(directory) as local:
+        missing = [f for f in (MODEL_FILE, ITEM_INDEX_FILE, CONFIG_FILE) if not (local / f).is_file()]
+        if missing:
+            name = lake.as_path(directory)
+            raise InputDataError(
+                f"no trained model in {name} (missing {', '.join(missing)}): materialize the model asset "
+                "first, e.g. `dagster asset materialize -m sbr_dagster.definitions "
+                f"--select '+{name.parent.name}/gru4rec'`"
+            )
+        history = (
+            pl.read_parquet(local / HISTORY_FILE) if (local / HISTORY_FILE).is_file() else pl.DataFrame()
         )
-    history = (
-        pl.read_parquet(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else pl.DataFrame()
-    )
-    return ModelBundle(
-        model=training.load_model(directory / MODEL_FILE),
-        item_index=pl.read_parquet(directory / ITEM_INDEX_FILE),
-        config=json.loads((directory / CONFIG_FILE).read_text()),
-        history=history,
-        summary=read_summary(directory),
-    )
+        return ModelBundle(
+            model=training.load_model(local / MODEL_FILE),
+            item_index=pl.read_parquet(local / ITEM_INDEX_FILE),
+            config=json.loads((local / CONFIG_FILE).read_text()),
+            history=history,
+            summary=read_summary(local),
+        )
 
 
 def read_summary(directory: str | Path) -> dict[str, Any]:
     """The training summary alone: cheap, no TensorFlow."""
-    path = Path(directory) / SUMMARY_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    path = lake.as_path(directory) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.exists() else {}

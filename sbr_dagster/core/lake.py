@@ -1,7 +1,9 @@
 """Atomic file writes for the data lake.
 
 Every table and model is written to a temporary sibling and renamed into place, so a run
-killed at any moment leaves either the old file or the new one, never half of one. The
+killed at any moment leaves either the old file or the new one, never half of one. On an object
+store (``s3://...`` and other fsspec URLs, through UPath) a file is written locally first and then
+uploaded in one PUT: the object appears whole or not at all. The
 temporary name carries the writer's process id (``.<name>.<pid>.<random>.tmp``): a later write
 of the same file removes the leftovers of writers that no longer run, so killed runs do not
 pile up debris, while a concurrent writer's file is never touched.
@@ -19,12 +21,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from sbr_dagster.core.errors import InputDataError
 
 ENV_VAR = "SBR_DATA_LAKE"
+_LOCAL_PROTOCOLS = ("", "file", "local")
 _ADVICE = f"point {ENV_VAR} (the `lake` resource's root) at a writable directory"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
+    """A ``Path`` for local locations, a ``UPath`` (fsspec) for URLs such as ``s3://bucket/lake``."""
+    if isinstance(location, Path | UPath):
+        return location
+    text = os.fspath(location)
+    if "://" not in text or text.startswith("file://"):
+        return Path(text.removeprefix("file://"))
+    return UPath(text)
+
+
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    return getattr(as_path(path), "protocol", "") not in _LOCAL_PROTOCOLS
+
+
+def _upload(local: Path, target: Path) -> None:
+    target.fs.put_file(str(local), target.path)
 
 
 def _umask() -> int:
@@ -149,7 +171,18 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     is first renamed aside: a crash between the two renames leaves no ``target`` at all (a clear
     "materialize it again"), and the old copy as a temporary that the next write removes.
     """
-    target = Path(target)
+    target = as_path(target)
+    if is_remote(target):
+        # Object stores have no directory rename: stage locally, then replace the objects one by one.
+        with tempfile.TemporaryDirectory() as scratch:
+            staging = Path(scratch) / target.name
+            staging.mkdir()
+            yield staging
+            if target.exists():
+                target.fs.rm(target.path, recursive=True)
+            for local in sorted(staging.iterdir()):
+                _upload(local, target / local.name)
+        return
     ensure_directory(target.parent)
     remove_stale(target)
     staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
@@ -168,10 +201,17 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = "") -> Path:
-    """Run ``write(tmp_path)`` and move the result onto ``target`` in one rename."""
+    """Run ``write(tmp_path)`` and move the result onto ``target`` in one rename (or one upload)."""
+    target = as_path(target)
+    if is_remote(target):
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = Path(scratch) / f"{target.name}{suffix}"
+            write(tmp)
+            _upload(tmp, target)
+        return target
     with atomic_path(target, suffix=suffix) as tmp:
         write(tmp)
-    return Path(target)
+    return target
 
 
 def write_parquet(frame: pl.DataFrame, target: str | os.PathLike[str]) -> Path:
@@ -180,4 +220,25 @@ def write_parquet(frame: pl.DataFrame, target: str | os.PathLike[str]) -> Path:
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pl.DataFrame:
+    path = as_path(path)
+    if is_remote(path):
+        with path.open("rb") as stream:
+            return pl.read_parquet(stream)
     return pl.read_parquet(path)
+
+
+@contextmanager
+def local_copy(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """``directory`` itself when local; else a temporary local copy of it (e.g. to load a Keras file)."""
+    directory = as_path(directory)
+    if not is_remote(directory):
+        yield directory
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / directory.name
+        local.mkdir()
+        if directory.exists():
+            for remote in directory.iterdir():
+                if remote.is_file():
+                    remote.fs.get_file(remote.path, str(local / remote.name))
+        yield local
