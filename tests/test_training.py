@@ -1,0 +1,171 @@
+"""Training and inference: ranks match a step-by-step reference, learning, determinism, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sbr_dagster.core import metrics
+from sbr_dagster.core.model import GRU4RecConfig, build_model
+
+training = pytest.importorskip("sbr_dagster.core.training")
+
+QUIET = {"log": lambda _: None}
+
+
+def random_sessions(n_sessions, n_items, seed, min_len=2, max_len=9):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_len, max_len + 1, n_sessions)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return rng.integers(0, n_items, offsets[-1]).astype(np.int32), offsets
+
+
+def cycle_sessions(n_sessions, n_items, seed):
+    """Sessions walking the items in a cycle: the next item is always (item + 1) % n_items."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 12, n_sessions)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    starts = np.repeat(rng.integers(0, n_items, n_sessions), lengths)
+    within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    return ((starts + within) % n_items).astype(np.int32), offsets
+
+
+def reference_ranks(model, items, offsets, ratings=None):
+    """Ranks computed one session and one event at a time, eagerly, from the model's scores."""
+    ranks = []
+    for s in range(len(offsets) - 1):
+        states = model.initial_states(1)
+        for e in range(offsets[s], offsets[s + 1] - 1):
+            rating = None if ratings is None else ratings[e : e + 1]
+            output, states = model.step(items[e : e + 1], states, rating)
+            scores = np.asarray(model.score_all(output))
+            ranks.append(metrics.ranks_from_scores(scores, items[e + 1 : e + 2])[0])
+    return np.array(ranks)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 512])
+def test_rank_sessions_matches_a_step_by_step_reference(batch_size):
+    items, offsets = random_sessions(13, 17, seed=0)
+    model = build_model(17, GRU4RecConfig(layers=(8,)), seed=0)
+    ranks = training.rank_sessions(model, items, offsets, batch_size=batch_size)
+    assert ranks.dtype == np.int64 and len(ranks) == len(items) - 13
+    np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets))
+
+
+def test_rank_sessions_counts_ties_against_the_model():
+    items, offsets = random_sessions(6, 9, seed=1)
+    model = build_model(9, GRU4RecConfig(layers=(4,)), seed=1)
+    # Every item scores the same: each target ties with all items, so its rank is n_items.
+    model.output_table.assign(np.zeros(model.output_table.shape, dtype="float32"))
+    np.testing.assert_array_equal(training.rank_sessions(model, items, offsets), np.full(len(items) - 6, 9))
+    # Items 0 and 1 tie: a target 0 or 1 ranks 2 when they are on top, the others rank 3 or more.
+    bias = np.array([5, 5, 1, 0, 0, 0, 0, 0, -1], dtype="float32")
+    model.output_bias.assign(bias)
+    ranks = training.rank_sessions(model, items, offsets, batch_size=2)
+    targets = np.concatenate([items[offsets[s] + 1 : offsets[s + 1]] for s in range(6)])
+    expected = metrics.ranks_from_scores(np.tile(bias, (len(targets), 1)), targets)
+    np.testing.assert_array_equal(ranks, expected)
+    assert set(ranks[np.isin(targets, [0, 1])]) <= {2}
+    np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets))
+
+
+def test_rank_sessions_with_ratings_matches_reference():
+    items, offsets = random_sessions(7, 11, seed=2)
+    ratings = np.random.default_rng(2).integers(1, 6, len(items)).astype(np.int8)
+    model = build_model(11, GRU4RecConfig(layers=(6,), rating_dim=2), seed=2)
+    ranks = training.rank_sessions(model, items, offsets, batch_size=3, ratings=ratings)
+    np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets, ratings))
+
+
+def test_score_histories_continue_from_a_zero_state():
+    items, offsets = random_sessions(4, 10, seed=3)
+    model = build_model(10, GRU4RecConfig(layers=(5, 3), embedding_dim=4), seed=3)
+    histories = [items[offsets[s] : offsets[s + 1]] for s in range(4)] + [np.array([], dtype=np.int32)]
+    scores = training.score_histories(model, histories)
+    assert scores.shape == (5, 10)
+    for history, row in zip(histories, scores, strict=True):
+        states = model.initial_states(1)
+        output = states[-1]
+        for item in history:
+            output, states = model.step(np.array([item]), states)
+        np.testing.assert_allclose(row, np.asarray(model.score_all(output))[0], rtol=1e-5, atol=1e-5)
+
+
+def test_learns_a_deterministic_next_item():
+    items, offsets = cycle_sessions(150, 12, seed=4)
+    valid = cycle_sessions(20, 12, seed=5)
+    config = GRU4RecConfig(layers=(16,), batch_size=16, epochs=6, learning_rate=0.02, seed=0)
+    fit = training.fit(items, offsets, 12, config, valid=valid, **QUIET)
+    ranks = training.rank_sessions(fit.model, *valid)
+    assert metrics.recall_at(ranks, 1) > 0.9
+    assert fit.history[-1]["loss"] < fit.history[0]["loss"]
+    columns = {"epoch", "loss", "events_per_s", "seconds", "valid_recall_20", "valid_mrr_20"}
+    assert columns <= set(fit.history[0])
+    assert fit.device == "CPU" or fit.device.startswith("GPU:0")
+
+
+def test_same_seed_same_history_and_weights():
+    items, offsets = random_sessions(40, 15, seed=6)
+    config = GRU4RecConfig(layers=(8,), batch_size=8, epochs=2, dropout_hidden=0.2, seed=3)
+    runs = [training.fit(items, offsets, 15, config, valid=(items, offsets), **QUIET) for _ in range(2)]
+    timeless = [
+        [{k: v for k, v in row.items() if k not in ("seconds", "events_per_s")} for row in run.history]
+        for run in runs
+    ]
+    assert timeless[0] == timeless[1]
+    for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = training.fit(items, offsets, 15, GRU4RecConfig(**{**config.to_dict(), "seed": 4}), **QUIET)
+    assert other.history[0]["loss"] != runs[0].history[0]["loss"]
+
+
+def test_best_epoch_is_restored_and_patience_stops_training():
+    items, offsets = random_sessions(30, 10, seed=7)
+    # A zero learning rate never improves validation: the first epoch stays best.
+    config = GRU4RecConfig(layers=(4,), batch_size=4, epochs=10, patience=2, learning_rate=0.0)
+    fit = training.fit(items, offsets, 10, config, valid=(items, offsets), **QUIET)
+    assert fit.best_epoch == 1 and fit.stopped_early and len(fit.history) == 3
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"loss": "bpr_max", "n_negatives": 8},
+        {"optimizer": "adagrad", "learning_rate": 0.05, "momentum": 0.5},
+        {"loss": "bpr_max", "n_negatives": 8, "tied_embeddings": True, "embedding_dim": 0},
+    ],
+)
+def test_other_losses_and_optimizers_decrease_the_loss(settings):
+    items, offsets = cycle_sessions(120, 12, seed=8)
+    support = np.bincount(items, minlength=12)
+    config = GRU4RecConfig(layers=(16,), batch_size=16, epochs=4, **{"learning_rate": 0.02, **settings})
+    fit = training.fit(items, offsets, 12, config, item_support=support, **QUIET)
+    losses = [row["loss"] for row in fit.history]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0]
+
+
+def test_fit_uses_ratings_when_enabled():
+    items, offsets = random_sessions(30, 10, seed=9)
+    ratings = np.random.default_rng(9).integers(1, 6, len(items)).astype(np.int8)
+    config = GRU4RecConfig(layers=(4,), rating_dim=2, batch_size=4, epochs=1)
+    with_ratings = training.fit(items, offsets, 10, config, train_ratings=ratings, **QUIET)
+    flat = training.fit(items, offsets, 10, config, train_ratings=np.full_like(ratings, 3), **QUIET)
+    assert with_ratings.history[0]["loss"] != flat.history[0]["loss"]
+
+
+def test_save_and_load_give_the_same_scores(tmp_path):
+    items, offsets = random_sessions(5, 8, seed=10)
+    ratings = np.random.default_rng(10).integers(1, 6, len(items)).astype(np.int8)
+    model = build_model(8, GRU4RecConfig(layers=(6, 4), rating_dim=2, dropout_hidden=0.3), seed=10)
+    path = training.save_model(model, tmp_path / "gru4rec.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru4rec.keras"]
+    loaded = training.load_model(path)
+    np.testing.assert_array_equal(
+        training.rank_sessions(loaded, items, offsets, ratings=ratings),
+        training.rank_sessions(model, items, offsets, ratings=ratings),
+    )
+    histories = [items[:4], items[4:6]]
+    np.testing.assert_allclose(
+        training.score_histories(loaded, histories, [ratings[:4], ratings[4:6]]),
+        training.score_histories(model, histories, [ratings[:4], ratings[4:6]]),
+    )
