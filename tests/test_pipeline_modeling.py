@@ -120,3 +120,28 @@ def test_sweep_leaderboard_matches_evaluations(ml1m_like_dir, tmp_path):
     meta = result.asset_materializations_for_node("experiments__leaderboard")[0].metadata
     assert "wide (48 units) vs base" in meta["findings"].value
     assert "different test sets, unpaired" in meta["findings"].value
+
+
+@pytest.mark.real_data
+def test_real_ml1m_small_model_beats_popularity(real_ml1m_dir, tmp_path):
+    """CI's end-to-end run on the real data: a small GRU4Rec, two epochs, every check green."""
+    small = {"layers": [64], "epochs": 2, "patience": 2}
+    run_config = {
+        "ops": {"user__gru4rec": {"config": small}, "user__metrics": {"config": {"n_bootstrap": 200}}}
+    }
+    result = run_job(real_ml1m_dir, tmp_path, "everything", ("user",), run_config=run_config)
+    assert result.success
+    checks = checks_by_name(result)
+    assert checks["raw/ratings:ml1m_fingerprint"]
+    assert checks["user/metrics:gru4rec_beats_popularity"]
+    assert all(checks.values()), checks
+    metrics = pl.read_parquet(tmp_path / "user" / "metrics.parquet")
+    at20 = {
+        row["model"]: row["recall"]
+        for row in metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20)).iter_rows(named=True)
+    }
+    assert at20["gru4rec"] > at20["pop"]
+    test = pl.read_parquet(tmp_path / "user" / "test.parquet")
+    assert metrics["n_predictions"].filter(metrics["split"] == "test").unique().to_list() == [
+        test.height - test["session_id"].n_unique()
+    ]
