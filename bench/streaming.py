@@ -5,10 +5,10 @@ then runs, each in its own subprocess so their memory is measured apart, the sam
 ratings.dat -> ratings, sessions (one definition), cleansed, train/valid/test, item_index
 Parquet tables. Once with ``streaming.preprocess_streaming`` and once in memory
 (``parsing`` -> ``sessions`` -> ``cleansing`` -> ``splitting``), then checks the two wrote the same
-rows in the same order. Peak memory is reported twice: ``peak_rss`` (the kernel's high-water
-mark, ``ru_maxrss``) counts the pages of memory-mapped input files too, which the kernel can
-drop at any time; ``peak_anon`` (sampled every 20 ms) is the process's own heap, the part that
-must fit in memory.
+rows in the same order. Peak memory is sampled from /proc every 20 ms, twice: ``peak_rss``
+(VmHWM, the high-water mark of resident memory) also counts pages of memory-mapped files
+(Polars maps the input and the partitions it reads), page cache the kernel can drop at any
+time; ``peak_anon`` (RssAnon) is the process's own heap, the part that must fit in memory.
 
 Usage: ``.venv/bin/python bench/streaming.py [--events 30000000] [--partition-events N]
 [--threads N] [--skip-eager]``. Figures come last as ``key=value`` lines.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sbr_dagster.core import streaming, synthetic
+from sbr_dagster.core import cleansing, lake, parsing, sessions, splitting, streaming, synthetic
 
 # Shape of the generated data: ML-1M-like bursts, 20 sessions of ~8 ratings per user; about 152
 # distinct ratings per user once repeated (user, movie) pairs are dropped.
@@ -49,7 +49,8 @@ def ratings_file(cache: Path, events: int, seed: int) -> Path:
             sessions_per_user=SESSIONS_PER_USER,
             events_per_session=EVENTS_PER_SESSION,
         )
-        print(f"generated {directory / 'ratings.dat'} in {time.perf_counter() - start:.1f} s", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"generated {directory / 'ratings.dat'} in {seconds:.1f} s", file=sys.stderr, flush=True)
     return directory / "ratings.dat"
 
 
@@ -57,13 +58,11 @@ def run_streaming(ratings_dat: Path, out: Path, definition: str, partition_event
     summary = streaming.preprocess_streaming(
         ratings_dat, out, [definition], partition_events=partition_events
     )
-    return {"events": summary["lines"] - summary["duplicates"], "partitions": summary["partitions"]}
+    return {"partitions": summary["partitions"]}
 
 
 def run_eager(ratings_dat: Path, out: Path, definition: str) -> dict:
     """The Dagster assets' chain, without Dagster: every table in memory, written with the lake's writer."""
-    from sbr_dagster.core import cleansing, lake, parsing, sessions, splitting
-
     ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(ratings_dat))
     lake.write_parquet(ratings, out / "raw" / "ratings.parquet")
     cut = sessions.sessionize(ratings, sessions.parse_definition(definition))
@@ -75,40 +74,41 @@ def run_eager(ratings_dat: Path, out: Path, definition: str) -> dict:
     split = splitting.split_by_days(cleansed)
     for name in TABLES[2:]:
         lake.write_parquet(getattr(split, name), out / definition / f"{name}.parquet")
-    return {"events": cleansed.height}
+    return {}
 
 
-def _anon_mb(pid: int) -> int:
+def _memory_mb(pid: int) -> dict[str, int]:
+    """The process's high-water mark (VmHWM) and current heap (RssAnon), in MiB."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) // 1024
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        pass
-    return 0
+        return {}
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return {key: int(fields[key].split()[0]) // 1024 for key in ("VmHWM", "RssAnon") if key in fields}
 
 
 def measured(args: list[str], threads: int | None) -> dict:
-    """Run this script as ``--child``; return its JSON answer with wall time and peak memory."""
+    """Run this script as ``--child``; return its JSON answer with wall time and peak memory.
+
+    Memory is sampled from /proc every 20 ms: ``ru_maxrss`` of a child would also count its
+    parent's memory at fork time (Linux carries the high-water mark across exec).
+    """
     env = dict(os.environ, **({"POLARS_MAX_THREADS": str(threads)} if threads else {}))
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, env=env, text=True)
-    peak_anon = 0
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_anon = max(peak_anon, _anon_mb(child.pid))
+    peak = {"VmHWM": 0, "RssAnon": 0}
+    while child.poll() is None:
+        for key, value in _memory_mb(child.pid).items():
+            peak[key] = max(peak[key], value)
         time.sleep(0.02)
     seconds = time.perf_counter() - start
-    answer = child.stdout.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"child {args[:2]} failed with exit status {os.waitstatus_to_exitcode(status)}")
+    if child.returncode != 0:
+        sys.exit(f"child {args[:2]} failed with exit status {child.returncode}")
     return {
-        **json.loads(answer),
+        **json.loads(child.stdout.read()),
         "s": seconds,
-        "peak_rss_mb": usage.ru_maxrss // 1024,
-        "peak_anon_mb": peak_anon,
+        "peak_rss_mb": peak["VmHWM"],
+        "peak_anon_mb": peak["RssAnon"],
     }
 
 
@@ -133,11 +133,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="POLARS_MAX_THREADS for both runs")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/sbr_streaming_bench"))
     parser.add_argument("--skip-eager", action="store_true", help="only the streaming run")
-    parser.add_argument("--child", choices=["streaming", "eager"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["generate", "streaming", "eager"], help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.child == "generate":  # in a child, so this process stays small while the runs are measured
+        print(json.dumps({"path": str(ratings_file(args.cache, args.events, args.seed))}))
+        return
     if args.child == "streaming":
         print(json.dumps(run_streaming(args.input, args.out, args.definition, args.partition_events)))
         return
@@ -145,10 +148,11 @@ def main() -> None:
         print(json.dumps(run_eager(args.input, args.out, args.definition)))
         return
 
-    ratings_dat = ratings_file(args.cache, args.events, args.seed)
+    data = ["--events", str(args.events), "--seed", str(args.seed), "--cache", str(args.cache)]
+    ratings_dat = Path(measured(["--child", "generate", *data], None)["path"])
     lakes = {kind: args.cache / f"lake_{kind}" for kind in ("streaming", "eager")}
-    for lake in lakes.values():
-        shutil.rmtree(lake, ignore_errors=True)
+    for root in lakes.values():
+        shutil.rmtree(root, ignore_errors=True)
     common = ["--input", str(ratings_dat), "--definition", args.definition]
     runs = {"streaming": ["--out", str(lakes["streaming"]), "--partition-events", str(args.partition_events)]}
     if not args.skip_eager:
