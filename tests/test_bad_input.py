@@ -18,11 +18,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from pipeline_runs import lake_files, run_job, stray_temporaries
 
 from sbr_dagster.core import lake, parsing
 from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.definitions import build_definitions
-from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+from sbr_dagster.resources import MovieLensSource
 
 DEFINITION = "user"
 BAD_LINE = 21  # the bad line comes after 20 good ones, so the reported number means something
@@ -32,30 +32,8 @@ FIX_LINE = "Fix or remove this line"
 def run_preprocess(
     lake_root: Path, movielens: MovieLensSource | Path, **settings
 ) -> dg.ExecuteInProcessResult:
-    """The preprocess job for one definition and no sweep; an asset's exception propagates as raised."""
-    if not isinstance(movielens, MovieLensSource):
-        movielens = MovieLensSource(local_dir=str(movielens))
-    data_lake = DataLake(root=str(lake_root))
-    defs = build_definitions(
-        (DEFINITION,),
-        resources={
-            "lake": data_lake,
-            "io_manager": LakeParquetIOManager(lake=data_lake),
-            "movielens": movielens,
-            "preprocessing": PreprocessingSettings(**settings),
-        },
-        experiments=[],
-    )
-    return defs.resolve_job_def("preprocess").execute_in_process(instance=dg.DagsterInstance.ephemeral())
-
-
-def lake_files(root: Path) -> dict[str, bytes]:
-    """Every file under ``root``, temporary ones included, with its bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def stray_temporaries(root: Path) -> list[Path]:
-    return [p for p in root.rglob(".*") if p.name.endswith((".tmp", ".part", ".keras"))]
+    """The preprocess job for one definition and no sweep."""
+    return run_job("preprocess", data=movielens, lake_root=lake_root, names=(DEFINITION,), **settings)
 
 
 @pytest.fixture(scope="module")

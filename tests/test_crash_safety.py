@@ -7,7 +7,6 @@ succeed, remove the killed writer's temporary files, and a further re-run must c
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,42 +15,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from test_bad_input import lake_files, run_preprocess, stray_temporaries
+from pipeline_runs import dagster_cli, lake_files, stray_temporaries
+from test_bad_input import run_preprocess
 
 from sbr_dagster.core import lake, synthetic
 
-LOG = "dagster.log"
 SELECTION = ",".join(
     ["raw/ratings", "raw/movies"]
     + [f"user/{table}" for table in ("sessions", "cleansed", "train", "valid", "test", "item_index")]
 )
-
-
-def dagster_cli(
-    args: list[str], *, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str
-) -> subprocess.Popen:
-    """``dagster <args> -m sbr_dagster.definitions`` in a fresh process, configured the documented way.
-
-    Output goes to ``workdir / LOG``.
-    """
-    experiments = workdir / "experiments.yaml"  # one experiment on ``definition``: no extra definitions
-    experiments.write_text(json.dumps({"experiments": [{"name": "only", "definition": definition}]}))
-    environment = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
-    environment.update(
-        SBR_ML1M_DIR=str(data),
-        SBR_DATA_LAKE=str(lake_root),
-        SBR_SESSION_DEFINITIONS=definition,
-        SBR_EXPERIMENTS=str(experiments),
-        **env,
-    )
-    with open(workdir / LOG, "wb") as log:  # the child keeps its own handle
-        return subprocess.Popen(
-            [sys.executable, "-m", "dagster", *args, "-m", "sbr_dagster.definitions"],
-            cwd=workdir,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def kill_during_write(process: subprocess.Popen, directory: Path, timeout_s: float = 180) -> Path | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from test_crash_safety import LOG, dagster_cli
+from pipeline_runs import CLI_LOG, dagster_cli
 
 DEFINITION = "gap_1h"
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
@@ -71,7 +71,7 @@ def runs(ml1m_like_dir, tmp_path_factory) -> dict[str, Path]:
             ),
         )
     for name, (workdir, process) in processes.items():
-        assert process.wait(timeout=500) == 0, f"{name}:\n{(workdir / LOG).read_text()[-3000:]}"
+        assert process.wait(timeout=500) == 0, f"{name}:\n{(workdir / CLI_LOG).read_text()[-3000:]}"
     return {name: workdir / "lake" for name, (workdir, _) in processes.items()}
 
 

@@ -5,10 +5,10 @@ import socket
 import dagster as dg
 import polars as pl
 import pytest
+from pipeline_runs import run_job
 
 from sbr_dagster.core import lake
-from sbr_dagster.definitions import build_definitions
-from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource
+from sbr_dagster.resources import DataLake
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -51,24 +51,14 @@ def test_pipeline_writes_and_reads_an_s3_lake(ml1m_like_dir, s3_endpoint):
     import boto3
 
     root = f"s3://{BUCKET}/lake"
-    data_lake = DataLake(root=root)
-    defs = build_definitions(
-        ("gap_1h",),
-        resources={
-            "lake": data_lake,
-            "io_manager": LakeParquetIOManager(lake=data_lake),
-            "movielens": MovieLensSource(local_dir=str(ml1m_like_dir)),
-        },
-        experiments=[],
-    )
     run_config = {
         "ops": {
             "gap_1h__gru4rec": {"config": {"layers": [16], "epochs": 1, "batch_size": 16}},
             "gap_1h__metrics": {"config": {"n_bootstrap": 50}},
         }
     }
-    result = defs.resolve_job_def("everything").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), run_config=run_config
+    result = run_job(
+        "everything", data=ml1m_like_dir, lake_root=root, names=("gap_1h",), run_config=run_config
     )
     assert result.success
     assert all(
@@ -90,7 +80,7 @@ def test_pipeline_writes_and_reads_an_s3_lake(ml1m_like_dir, s3_endpoint):
     ):
         assert f"lake/{key}" in keys, key
     assert not [k for k in keys if k.endswith(".tmp")]
-    train = lake.read_parquet(data_lake.table_path(dg.AssetKey(["gap_1h", "train"])))
+    train = lake.read_parquet(DataLake(root=root).table_path(dg.AssetKey(["gap_1h", "train"])))
     assert train.height > 0 and "session_id" in train.columns
     metrics = lake.read_parquet(f"{root}/gap_1h/metrics.parquet")
     assert set(metrics["split"]) == {"valid", "test"}

@@ -1,39 +1,14 @@
 """Training and evaluation assets, and the sweep with its leaderboard, end to end through Dagster."""
 
-from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
+from pipeline_runs import checks_by_name, run_job
 
 from sbr_dagster.core.evaluation import METRICS_SCHEMA
 from sbr_dagster.core.experiments import parse_experiments
-from sbr_dagster.definitions import build_definitions
-from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource
 
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
-
-
-def run_job(
-    data_dir: Path, lake_root: Path, job: str, names: tuple[str, ...], experiments=(), run_config=None
-) -> dg.ExecuteInProcessResult:
-    data_lake = DataLake(root=str(lake_root))
-    defs = build_definitions(
-        names,
-        resources={
-            "lake": data_lake,
-            "io_manager": LakeParquetIOManager(lake=data_lake),
-            "movielens": MovieLensSource(local_dir=str(data_dir)),
-        },
-        experiments=list(experiments),
-    )
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), run_config=run_config or {}
-    )
-
-
-def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {e.asset_check_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +17,9 @@ def trained(ml1m_like_dir, tmp_path_factory):
     run_config = {
         "ops": {"gap_1h__gru4rec": {"config": TINY}, "gap_1h__metrics": {"config": {"n_bootstrap": 200}}}
     }
-    result = run_job(ml1m_like_dir, lake_root, "everything", ("gap_1h",), run_config=run_config)
+    result = run_job(
+        "everything", data=ml1m_like_dir, lake_root=lake_root, names=("gap_1h",), run_config=run_config
+    )
     return result, lake_root
 
 
@@ -99,10 +76,10 @@ def test_sweep_leaderboard_matches_evaluations(ml1m_like_dir, tmp_path):
         "test",
     )
     result = run_job(
-        ml1m_like_dir,
-        tmp_path,
         "sweep",
-        ("gap_1h",),
+        data=ml1m_like_dir,
+        lake_root=tmp_path,
+        names=("gap_1h",),
         experiments=experiments,
         run_config={
             "ops": {f"experiments__{e.name}__metrics": {"config": {"n_bootstrap": 100}} for e in experiments}
@@ -129,7 +106,9 @@ def test_real_ml1m_small_model_beats_popularity(real_ml1m_dir, tmp_path):
     run_config = {
         "ops": {"user__gru4rec": {"config": small}, "user__metrics": {"config": {"n_bootstrap": 200}}}
     }
-    result = run_job(real_ml1m_dir, tmp_path, "everything", ("user",), run_config=run_config)
+    result = run_job(
+        "everything", data=real_ml1m_dir, lake_root=tmp_path, names=("user",), run_config=run_config
+    )
     assert result.success
     checks = checks_by_name(result)
     assert checks["raw/ratings:ml1m_fingerprint"]

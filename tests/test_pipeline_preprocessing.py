@@ -7,11 +7,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from pipeline_runs import run_job
 
 from sbr_dagster.core import schema
 from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.definitions import build_definitions
-from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
 
 DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 
@@ -19,19 +18,7 @@ DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 def run_preprocessing(
     data_dir: Path, lake_root: Path, names=DEFINITIONS, **settings
 ) -> dg.ExecuteInProcessResult:
-    data_lake = DataLake(root=str(lake_root))
-    defs = build_definitions(
-        names,
-        resources={
-            "lake": data_lake,
-            "io_manager": LakeParquetIOManager(lake=data_lake),
-            "movielens": MovieLensSource(local_dir=str(data_dir)),
-            "preprocessing": PreprocessingSettings(**settings),
-        },
-        experiments=[],
-    )
-    job = defs.resolve_job_def("preprocess")
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    return run_job("preprocess", data=data_dir, lake_root=lake_root, names=names, **settings)
 
 
 def assert_all_checks_passed(result: dg.ExecuteInProcessResult) -> int:

@@ -1,0 +1,84 @@
+"""Running the pipeline from tests: in-process jobs and the documented CLI, with a lake of the test's own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from sbr_dagster.definitions import build_definitions
+from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+
+CLI_LOG = "dagster.log"
+
+
+def run_job(
+    job: str,
+    *,
+    data: Path | MovieLensSource,
+    lake_root: Path | str,
+    names: tuple[str, ...],
+    experiments=(),
+    run_config: dict | None = None,
+    **settings,
+) -> dg.ExecuteInProcessResult:
+    """Execute ``job`` in process; an asset's exception propagates as raised (e.g. ``InputDataError``)."""
+    movielens = data if isinstance(data, MovieLensSource) else MovieLensSource(local_dir=str(data))
+    data_lake = DataLake(root=str(lake_root))
+    defs = build_definitions(
+        names,
+        resources={
+            "lake": data_lake,
+            "io_manager": LakeParquetIOManager(lake=data_lake),
+            "movielens": movielens,
+            "preprocessing": PreprocessingSettings(**settings),
+        },
+        experiments=list(experiments),
+    )
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=run_config or {}
+    )
+
+
+def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.asset_check_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+
+
+def lake_files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root``, temporary ones included, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def stray_temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if p.name.endswith((".tmp", ".part", ".keras"))]
+
+
+def dagster_cli(
+    args: list[str], *, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str
+) -> subprocess.Popen:
+    """``dagster <args> -m sbr_dagster.definitions`` in a fresh process, configured the documented way.
+
+    Output goes to ``workdir / CLI_LOG``.
+    """
+    experiments = workdir / "experiments.yaml"  # one experiment on ``definition``: no extra definitions
+    experiments.write_text(json.dumps({"experiments": [{"name": "only", "definition": definition}]}))
+    environment = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    environment.update(
+        SBR_ML1M_DIR=str(data),
+        SBR_DATA_LAKE=str(lake_root),
+        SBR_SESSION_DEFINITIONS=definition,
+        SBR_EXPERIMENTS=str(experiments),
+        **env,
+    )
+    with open(workdir / CLI_LOG, "wb") as log:  # the child keeps its own handle
+        return subprocess.Popen(
+            [sys.executable, "-m", "dagster", *args, "-m", "sbr_dagster.definitions"],
+            cwd=workdir,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
