@@ -165,6 +165,19 @@ def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_
     assert not [path for path in tmp_path.rglob(".*")]
 
 
+def test_nothing_left_after_cleansing_is_the_in_memory_split_error(ratings_dat, tmp_path):
+    too_strict = {**SETTINGS, "min_item_support": 10_000}
+    with pytest.raises(InputDataError) as in_memory:
+        eager_sessions = sessions.sessionize(
+            parsing.read_ratings(ratings_dat), sessions.parse_definition("gap_1h")
+        )
+        splitting.split_by_days(cleansing.cleanse(eager_sessions, 3, 10_000)[0])
+    with pytest.raises(InputDataError) as partitioned:
+        streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **too_strict)
+    assert str(partitioned.value) == str(in_memory.value)
+    assert "no sessions are left after cleansing" in str(partitioned.value)
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [

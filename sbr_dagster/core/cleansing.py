@@ -5,8 +5,8 @@ support, so one pass of each filter is not enough: the filters repeat until a ro
 nothing (a fixpoint), and every round is reported for lineage.
 
 A round is split in two so it also runs on data larger than memory (``streaming``): item
-support is a global count that streams (one row per item), while the session-length filter
-only needs whole sessions, so it can run on any part of the events holding whole sessions.
+support is a global count, summed over parts of the events, while the session-length filter
+only needs whole sessions, so it runs on any part of the events holding whole sessions.
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ def check_thresholds(min_session_length: object, min_item_support: object) -> No
     _check_threshold("min_item_support", min_item_support, 1, "1 keeps every item")
 
 
-def supported_items(events: pl.DataFrame | pl.LazyFrame, min_item_support: int) -> pl.Series:
-    """Items with >= ``min_item_support`` events; over a LazyFrame it streams, holding one row per item."""
-    support = events.lazy().group_by("item_id").len().filter(pl.col("len") >= min_item_support)
-    return support.collect(engine="streaming")["item_id"]
+def item_support(events: pl.DataFrame) -> pl.DataFrame:
+    """Events per item (``item_id``, ``support``); supports of parts holding disjoint events add up."""
+    return events.group_by("item_id").agg(pl.len().alias("support"))
+
+
+def supported_items(support: pl.DataFrame, min_item_support: int) -> pl.Series:
+    """Items of an ``item_support`` table with at least ``min_item_support`` events."""
+    return support.filter(pl.col("support") >= min_item_support)["item_id"]
 
 
 def cleansing_round(events: pl.DataFrame, items: pl.Series, min_session_length: int) -> pl.DataFrame:
@@ -67,7 +71,8 @@ def cleanse(
     check_thresholds(min_session_length, min_item_support)
     report = []
     while True:
-        kept = cleansing_round(sessions, supported_items(sessions, min_item_support), min_session_length)
+        items = supported_items(item_support(sessions), min_item_support)
+        kept = cleansing_round(sessions, items, min_session_length)
         if kept.height == sessions.height:
             return kept, report
         report.append(round_report(len(report) + 1, sizes(sessions), sizes(kept)))
