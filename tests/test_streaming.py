@@ -223,3 +223,22 @@ def test_unreadable_inputs_are_user_errors(tmp_path):
         streaming.preprocess_streaming(tmp_path / "empty.dat", tmp_path / "lake", partition_events=0)
     with pytest.raises(InputDataError, match="unknown session definition"):
         streaming.preprocess_streaming(tmp_path / "empty.dat", tmp_path / "lake", ["gap_1w"])
+
+
+@pytest.mark.real_data
+def test_real_movielens_tables_equal_the_in_memory_pipeline(real_ml1m_dir, tmp_path):
+    ratings_dat = real_ml1m_dir / "ratings.dat"
+    ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(ratings_dat))
+    summary = streaming.preprocess_streaming(
+        ratings_dat, tmp_path, sessions.DEFAULT_DEFINITIONS, partition_events=200_000
+    )
+    assert summary["partitions"] >= 5
+    assert pl.read_parquet(tmp_path / "raw" / "ratings.parquet").equals(ratings)
+    for name in sessions.DEFAULT_DEFINITIONS:
+        cleansed, rounds = cleansing.cleanse(sessions.sessionize(ratings, sessions.parse_definition(name)))
+        split = splitting.split_by_days(cleansed)
+        assert pl.read_parquet(tmp_path / name / "cleansed.parquet").equals(cleansed)
+        assert summary[name]["cleansing_rounds"] == rounds
+        for part in schema.SPLITS:
+            assert pl.read_parquet(tmp_path / name / f"{part}.parquet").equals(getattr(split, part))
+        assert pl.read_parquet(tmp_path / name / "item_index.parquet").equals(split.item_index)
