@@ -35,6 +35,7 @@ class GRU4RecConfig:
     bpreg: float = 1.0  # bpr_max: score regulariser weight
     optimizer: Literal["adam", "adagrad"] = "adam"  # adagrad: with momentum, as GRU4Rec
     learning_rate: float = 0.001
+    lr_decay: float = 1.0  # the learning rate is multiplied by this after every epoch
     momentum: float = 0.0  # adagrad only
     batch_size: int = 128
     bptt_steps: int = 1  # steps per update, gradients flowing back through them (1: GRU4Rec's)
@@ -43,7 +44,6 @@ class GRU4RecConfig:
     seed: int = 0
     order: Literal["shuffle", "time"] = "shuffle"  # session order of each training epoch
     steps_per_call: int = 256  # schedule steps run per compiled call (speed only, results unchanged)
-    jit_compile: bool = False  # XLA for the compiled calls
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(w) for w in self.layers))

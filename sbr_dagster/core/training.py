@@ -19,6 +19,7 @@ import numpy as np
 
 from sbr_dagster.core import lake, metrics
 from sbr_dagster.core.batching import Schedule, prediction_positions, session_parallel
+from sbr_dagster.core.device import device_name, seed_everything
 from sbr_dagster.core.model import GRU4RecConfig, build_model, model_class
 
 EVAL_K = 20
@@ -36,26 +37,6 @@ class FitResult:
     device: str
     stopped_early: bool
     config: GRU4RecConfig = field(default_factory=GRU4RecConfig)
-
-
-def device_name() -> str:
-    """Where TensorFlow runs the model: "GPU:0 (name)" when a GPU is visible, else "CPU"."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU:0 ({details.get('device_name', gpus[0].name)})"
-
-
-def seed_everything(seed: int) -> None:
-    """Same seed, same results on CPU: seeds Python/NumPy/TF and makes TF kernels deterministic."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def make_optimizer(config: GRU4RecConfig, variables: list):
@@ -78,7 +59,8 @@ def _optimizer_class():
         """
 
         def __init__(self, config: GRU4RecConfig, variables: list):
-            self.kind, self.lr = config.optimizer, config.learning_rate
+            self.kind = config.optimizer
+            self.lr = tf.Variable(config.learning_rate, dtype=tf.float32, trainable=False, name="lr")
             self.momentum = config.momentum
             self.params = [getattr(v, "value", v) for v in variables]  # tf.Variables under Keras ones
             self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
@@ -101,7 +83,7 @@ def _optimizer_class():
                     tf.raw_ops.ResourceApplyAdam(
                         var=var.handle, m=a.handle, v=b.handle,
                         beta1_power=tf.pow(BETA_1, step), beta2_power=tf.pow(BETA_2, step),
-                        lr=tf.constant(self.lr), beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
+                        lr=self.lr, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
                         epsilon=tf.constant(EPSILON), grad=grad,
                     )  # fmt: skip
                 else:
@@ -187,7 +169,6 @@ class _Trainer:
         self.train_chunk = tf.function(
             self._train_chunk,
             input_signature=[cells, cells, flags, flags, cells, cells, states],
-            jit_compile=config.jit_compile,
         )
 
     def _loss(self, output, targets, mask, negatives):
@@ -298,6 +279,7 @@ def fit(
     best_key, best_weights, best_epoch, stopped_early = None, None, 0, False
     train_seconds, train_events = 0.0, 0
     for epoch in range(1, config.epochs + 1):
+        trainer.optimizer.lr.assign(config.learning_rate * config.lr_decay ** (epoch - 1))
         tick = time.perf_counter()
         schedule = session_parallel(
             train_offsets, config.batch_size, items=train_items, order=config.order, seed=rng,
@@ -348,7 +330,7 @@ def _describe(row: dict[str, float]) -> str:
 EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # a few models at most stay alive through their compiled calls
 def _rank_chunk_fn(model):
     """The compiled ranking call of ``model``: GRU steps in a graph loop, then one batched scoring."""
     import tensorflow as tf
@@ -390,7 +372,7 @@ def rank_sessions(
     return ranks
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)
 def _last_states_fn(model):
     import tensorflow as tf
 

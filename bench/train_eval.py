@@ -1,0 +1,78 @@
+"""Benchmark GRU4Rec training and full-ranking evaluation on the real MovieLens 1M.
+
+Builds the user-as-session split the pipeline uses (parse -> sessions "user" -> cleanse -> last
+30 days test, 30 days before that valid), trains the default configuration for ``--epochs``
+epochs (validation each epoch, as in the pipeline), then ranks every test prediction against
+all items. Training speed counts every training event over the epochs' wall time (schedule
+building and the first call's graph tracing included, validation excluded); evaluation speed is
+test predictions over ``rank_sessions``' wall time. A speed target, never a test.
+
+Usage: ``.venv/bin/python bench/train_eval.py [--epochs N] [--set key=value ...]``; data from
+``SBR_ML1M_DIR`` (default ``../shared/data/ml-1m`` beside the repository). Figures come last as
+``key=value`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    directory = Path(os.environ.get("SBR_ML1M_DIR") or REPO.parent / "shared" / "data" / "ml-1m")
+    if not (directory / "ratings.dat").is_file():
+        sys.exit(
+            f"bench/train_eval.py: no ratings.dat in {directory}; set SBR_ML1M_DIR to the ml-1m directory."
+        )
+    return directory
+
+
+def user_split(directory: Path):
+    """The pipeline's user-as-session days split (30 / 30 days)."""
+    try:
+        from sbr_dagster.core import cleansing, parsing, sessions, splitting
+    except ImportError as error:  # the preprocessing core is another step of the project
+        sys.exit(f"bench/train_eval.py: the preprocessing core is missing ({error}); nothing to benchmark.")
+    ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(directory / "ratings.dat"))
+    cleansed, _ = cleansing.cleanse(sessions.sessionize(ratings, sessions.parse_definition("user")))
+    return splitting.split_by_days(cleansed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="GRU4RecConfig overrides")
+    args = parser.parse_args()
+
+    from sbr_dagster.core import metrics, study, training
+    from sbr_dagster.core.model import GRU4RecConfig
+
+    split = user_split(data_dir())
+    overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
+    config = GRU4RecConfig.from_dict({**GRU4RecConfig().to_dict(), "epochs": args.epochs, **overrides})
+    fit = study.train_gru4rec(split.train, split.valid, split.item_index, config)
+
+    test = study.SplitArrays.of(split.test, split.item_index)
+    ratings = test.ratings if config.rating_dim else None
+    started = time.perf_counter()
+    ranks = training.rank_sessions(fit.model, test.items, test.offsets, ratings=ratings)
+    eval_s = time.perf_counter() - started
+
+    print(f"device={fit.device}")
+    print(f"train_events={split.train.height} items={split.item_index.height} epochs={len(fit.history)}")
+    for row in fit.history:
+        print(f"epoch_{row['epoch']}_events_per_s={row['events_per_s']:.0f}")
+    print(f"test_predictions={len(ranks)} eval_s={eval_s:.3f}")
+    print(f"test_recall_20={metrics.recall_at(ranks, 20):.4f} test_mrr_20={metrics.mrr_at(ranks, 20):.4f}")
+    print(f"train_events_per_s={fit.events_per_s:.0f}")
+    print(f"eval_predictions_per_s={len(ranks) / eval_s:.0f}")
+
+
+if __name__ == "__main__":
+    main()
