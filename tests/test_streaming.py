@@ -181,21 +181,24 @@ def test_nothing_left_after_cleansing_is_the_in_memory_split_error(ratings_dat, 
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ("7::12::4", "line 4: '7::12::4' is not"),
-        ("7::12::9::978300760", "rating in 1..5"),
-        ("7::x::3::978300760", "integer ids"),
-        ("7::12::3::978300760::1", "line 4"),
-        ("7,12,3,978300760", "line 4"),
-        ("", "line 4: '' is not"),
+        ("7::12::4", "found 3 in '7::12::4'"),
+        ("7::12::9::978300760", "rating 9 is outside 1..5"),
+        ("7::x::3::978300760", "item_id 'x' is not an integer"),
+        ("7::12::3::978300760::1", "found 5"),
+        ("7,12,3,978300760", "separated by commas"),
+        ("", "found 0 in ''"),
     ],
 )
-def test_first_bad_line_is_named_with_its_number_and_text(tmp_path, line, problem):
+def test_first_bad_line_gets_the_in_memory_readers_message(tmp_path, line, problem):
     path = tmp_path / "ratings.dat"
     path.write_text(f"1::10::5::978300760\n1::11::3::978300761\n2::10::4::978300762\n{line}\n3::1::1::1\n")
-    with pytest.raises(InputDataError, match="line 4"):
-        parsing.read_ratings(path)  # the in-memory reader rejects the same line
-    with pytest.raises(InputDataError, match=problem):
+    with pytest.raises(InputDataError) as in_memory:
+        parsing.read_ratings(path)
+    with pytest.raises(InputDataError) as streamed:
         streaming.preprocess_streaming(path, tmp_path / "lake")
+    assert str(streamed.value) == str(in_memory.value)
+    assert str(streamed.value).startswith(f"{path}, line 4: ")
+    assert problem in str(streamed.value)
     assert not (tmp_path / "lake" / "raw").exists()
     assert lake_files(tmp_path / "lake") == set()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -19,12 +20,16 @@ from sbr_dagster.core.errors import InputDataError
 SEPARATOR = "::"
 RATINGS_FORMAT = "UserID::MovieID::Rating::Timestamp"
 MOVIES_FORMAT = "MovieID::Title::Genres"
-_INT32_MAX = 2**31 - 1
+RATING_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+# Ids must fit the Int32 columns of ``schema``; public so the streaming reader states the same range.
+INT32_MAX = 2**31 - 1
 # Epoch seconds below this are before the year 5138; larger values are milliseconds or garbage.
 _MAX_EPOCH_SECONDS = 10**11
 _YEAR = r"\s*\((\d{4})\)\s*$"
 _ARCHIVES = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _SHOWN_CHARS = 120  # a binary or run-together file is one huge "line": quote only its start
+# A DataFrame or a LazyFrame: the ratings rules are Polars expressions, the same for both readers.
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 def _decode(data: bytes) -> str:
@@ -104,49 +109,73 @@ def _field_problem(text: str, n_fields: int, layout: str) -> str | None:
     )
 
 
+def rating_fields(lines: Frame) -> Frame:
+    """``lines`` (``line``, ``text``) plus the ratings fields as integers (null where not one) and ``valid``.
+
+    A fifth field, ``extra``, catches lines with too many separators; too few leave a null field.
+    ``valid`` holds where the line keeps every rule. Works on a LazyFrame too, so the streaming
+    reader (``streaming``) applies the very rules of ``read_ratings``.
+    """
+    split = pl.col("text").str.split_exact(SEPARATOR, 4).struct.rename_fields([*RATING_FIELDS, "extra"])
+    valid = (
+        pl.col("extra").is_null()
+        & pl.col("user_id").is_between(1, INT32_MAX)
+        & pl.col("item_id").is_between(1, INT32_MAX)
+        & pl.col("rating").is_between(1, 5)
+        & pl.col("timestamp").is_between(0, _MAX_EPOCH_SECONDS - 1)
+    ).fill_null(False)  # a field that is not an integer is null
+    return (
+        lines.with_columns(split.alias("fields"))
+        .unnest("fields")
+        .with_columns(pl.col(RATING_FIELDS).str.to_integer(strict=False))
+        .with_columns(valid.alias("valid"))
+    )
+
+
+def rating_columns() -> list[pl.Expr]:
+    """``schema.RATINGS`` from ``rating_fields``; casts never fail, so a lazy reader can carry bad lines.
+
+    Only a valid line's values mean anything; an invalid line's may be null.
+    """
+    return [
+        pl.col("user_id").cast(pl.Int32, strict=False),
+        pl.col("item_id").cast(pl.Int32, strict=False),
+        pl.col("rating").cast(pl.Int8, strict=False),
+        pl.when("valid").then(pl.col("timestamp") * 1_000_000).cast(schema.TIMESTAMP),
+        pl.col("line").cast(pl.UInt32),
+    ]
+
+
+def _rating_problem(row: dict) -> str:
+    """What is wrong with one invalid row of ``rating_fields``, and what to do about it."""
+    layout_problem = _field_problem(row["text"], 4, RATINGS_FORMAT)
+    if layout_problem:
+        return layout_problem
+    raw = dict(zip(RATING_FIELDS, row["text"].split(SEPARATOR), strict=True))
+    line = _shown(row["text"])
+    for name in RATING_FIELDS:
+        if row[name] is None:
+            return f"{name} {_shown(raw[name])} is not an integer in {line}. Fix or remove this line."
+    if not 1 <= row["rating"] <= 5:
+        return f"rating {row['rating']} is outside 1..5 in {line}. Fix or remove this line."
+    if not 0 <= row["timestamp"] < _MAX_EPOCH_SECONDS:
+        return f"timestamp {row['timestamp']} is not Unix epoch seconds in {line}. Fix or remove this line."
+    return f"user_id/item_id must be in 1..{INT32_MAX} in {line}. Fix or remove this line."
+
+
+def fail_on_bad_rating(fields: pl.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Raise for the first invalid row of ``rating_fields``, naming file, line, value and the fix.
+
+    Public so the streaming reader, which finds the line lazily, raises the very same message.
+    """
+    _fail_first(fields, ~pl.col("valid"), path, _rating_problem)
+
+
 def read_ratings(path: str | os.PathLike[str]) -> pl.DataFrame:
     """Read ``ratings.dat`` into ``schema.RATINGS``, in file order; ``line`` keeps that order for ties."""
-    lines = _read_lines(path, "ratings")
-    names = ["user_id", "item_id", "rating", "timestamp"]
-    # A fifth field catches lines with too many separators; too few leave a null field.
-    fields = lines.with_columns(
-        pl.col("text").str.split_exact(SEPARATOR, 4).struct.rename_fields([*names, "extra"]).alias("fields")
-    ).unnest("fields")
-    fields = fields.with_columns(pl.col(names).str.to_integer(strict=False))
-
-    def explain(row: dict) -> str:
-        layout_problem = _field_problem(row["text"], 4, RATINGS_FORMAT)
-        if layout_problem:
-            return layout_problem
-        raw = dict(zip(names, row["text"].split(SEPARATOR), strict=True))
-        line = _shown(row["text"])
-        for name in names:
-            if row[name] is None:
-                return f"{name} {_shown(raw[name])} is not an integer in {line}. Fix or remove this line."
-        if not 1 <= row["rating"] <= 5:
-            return f"rating {row['rating']} is outside 1..5 in {line}. Fix or remove this line."
-        if not 0 <= row["timestamp"] < _MAX_EPOCH_SECONDS:
-            return (
-                f"timestamp {row['timestamp']} is not Unix epoch seconds in {line}. Fix or remove this line."
-            )
-        return f"user_id/item_id must be in 1..{_INT32_MAX} in {line}. Fix or remove this line."
-
-    bad = (
-        pl.col("extra").is_not_null()
-        | pl.any_horizontal(pl.col(names).is_null())
-        | ~pl.col("rating").is_between(1, 5)
-        | ~pl.col("timestamp").is_between(0, _MAX_EPOCH_SECONDS - 1)
-        | ~pl.col("user_id").is_between(1, _INT32_MAX)
-        | ~pl.col("item_id").is_between(1, _INT32_MAX)
-    )
-    _fail_first(fields, bad, path, explain)
-    return fields.select(
-        pl.col("user_id").cast(pl.Int32),
-        pl.col("item_id").cast(pl.Int32),
-        pl.col("rating").cast(pl.Int8),
-        (pl.col("timestamp") * 1_000_000).cast(schema.TIMESTAMP),
-        pl.col("line").cast(pl.UInt32),
-    )
+    fields = rating_fields(_read_lines(path, "ratings"))
+    fail_on_bad_rating(fields, path)
+    return fields.select(rating_columns())
 
 
 def drop_duplicate_ratings(ratings: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -183,11 +212,11 @@ def read_movies(path: str | os.PathLike[str]) -> pl.DataFrame:
                 "Fix or remove this line, or re-download the data set."
             )
         return (
-            f"movie id {_shown(row['raw_id'])} is not an integer in 1..{_INT32_MAX} "
+            f"movie id {_shown(row['raw_id'])} is not an integer in 1..{INT32_MAX} "
             f"in {_shown(row['text'])}. Fix it."
         )
 
-    _fail_first(fields, ~pl.col("item_id").is_between(1, _INT32_MAX), path, explain)
+    _fail_first(fields, ~pl.col("item_id").is_between(1, INT32_MAX), path, explain)
     repeated = fields.filter(pl.col("item_id").is_duplicated())
     if repeated.height:
         first_two = repeated.filter(pl.col("item_id") == repeated["item_id"][0])["line"].to_list()[:2]

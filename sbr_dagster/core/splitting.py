@@ -16,10 +16,19 @@ from typing import Literal
 
 import polars as pl
 
-from sbr_dagster.core import schema
+from sbr_dagster.core import cleansing, schema
 from sbr_dagster.core.errors import InputDataError
 
 _EVENT_ORDER = ("session_id", "timestamp", "line")
+# What to change when a part comes out empty, per method.
+_KNOBS = {
+    "days": {"train": "lower test_days / valid_days", "valid": "raise valid_days", "test": "raise test_days"},
+    "fraction": {
+        "train": "lower test_fraction + valid_fraction",
+        "valid": "raise valid_fraction",
+        "test": "raise test_fraction",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -36,20 +45,30 @@ class Split:
     report: dict = field(default_factory=dict)
 
 
-def _session_ends(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per session with its last event time, in (end, session_id) order; none is a user error."""
-    if events.height == 0:
+def require_events(n_events: int) -> None:
+    """No events left after cleansing is a user error, whether the events are in memory or partitioned."""
+    if n_events == 0:
         raise InputDataError(
             "cannot split: no sessions are left after cleansing. Lower min_item_support or "
             "min_session_length in the preprocessing settings (resources.preprocessing.config), or keep "
             "more ratings (min_rating / the definition's _rK suffix)."
         )
+
+
+def session_ends(events: pl.DataFrame) -> pl.DataFrame:
+    """One row per session with its last event time, in (end, session_id) order; none is a user error.
+
+    Public because a part of the events holding whole sessions (``streaming``) has its own ends.
+    """
+    require_events(events.height)
     return events.group_by("session_id").agg(pl.col("timestamp").max().alias("end")).sort("end", "session_id")
 
 
-def _check_days(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-        raise InputDataError(f"{name} must be a positive number of days; got {value!r}.")
+def check_days(test_days: object, valid_days: object) -> None:
+    """The days rule's knobs are positive numbers; shared with the streaming split, which checks first."""
+    for name, value in (("test_days", test_days), ("valid_days", valid_days)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+            raise InputDataError(f"{name} must be a positive number of days; got {value!r}.")
 
 
 def _check_fractions(test_fraction: object, valid_fraction: object) -> None:
@@ -63,16 +82,93 @@ def _check_fractions(test_fraction: object, valid_fraction: object) -> None:
         )
 
 
-def _parts_by_cutoffs(ends: pl.DataFrame, valid_cutoff: datetime, test_cutoff: datetime) -> pl.DataFrame:
-    """Session -> part: ending at or after ``test_cutoff`` is test, at or after ``valid_cutoff`` valid."""
-    return ends.select(
-        "session_id",
+def day_cutoffs(
+    ends: pl.DataFrame | pl.LazyFrame, test_days: float, valid_days: float
+) -> tuple[datetime, datetime]:
+    """(valid_cutoff, test_cutoff) of ``split_by_days`` from ``session_ends``.
+
+    Also takes a LazyFrame over many partitions' ends, so the streaming split gets the same cut-offs.
+    """
+    ends = ends.lazy()
+    test_cutoff = ends.select(pl.col("end").max()).collect().item() - timedelta(days=test_days)
+    valid_end = ends.filter(pl.col("end") < test_cutoff).select(pl.col("end").max()).collect().item()
+    valid_cutoff = (test_cutoff if valid_end is None else valid_end) - timedelta(days=valid_days)
+    return valid_cutoff, test_cutoff
+
+
+def parts_by_cutoffs(
+    events: pl.DataFrame, ends: pl.DataFrame, valid_cutoff: datetime, test_cutoff: datetime
+) -> dict[str, pl.DataFrame]:
+    """``events`` cut into the parts by their session's end (``session_ends`` of those sessions).
+
+    Ending at or after ``test_cutoff`` is test, at or after ``valid_cutoff`` valid, else train.
+    Public so the streaming split cuts each partition with the same rule.
+    """
+    part = (
         pl.when(pl.col("end") >= test_cutoff)
         .then(pl.lit("test"))
         .when(pl.col("end") >= valid_cutoff)
         .then(pl.lit("valid"))
         .otherwise(pl.lit("train"))
-        .alias("part"),
+    )
+    parts = ends.select("session_id", part.alias("part"))
+    events = events.with_columns(
+        pl.col("session_id").replace_strict(parts["session_id"], parts["part"]).alias("part")
+    )
+    return {name: events.filter(pl.col("part") == name).drop("part") for name in schema.SPLITS}
+
+
+def predictable(
+    events: pl.DataFrame, train_items: pl.Series, cutoff: datetime, min_session_length: int
+) -> tuple[pl.DataFrame, dict]:
+    """Valid or test ``events`` the model can be scored on, and what was removed, by reason.
+
+    Items without a train embedding cannot be predicted, so they go. A session whose last events
+    were such items could then end before its part's ``cutoff``: it goes too, so "every test
+    session ends at or after the test cutoff" stays true. Sessions left shorter than
+    ``min_session_length`` go last. ``events`` must hold whole sessions (all of a part, or a
+    partition of it, as ``streaming`` runs it).
+    """
+    known = events.filter(pl.col("item_id").is_in(train_items.implode()))
+    in_period = known.filter(pl.col("timestamp").max().over("session_id") >= cutoff)
+    long_enough = in_period.filter(pl.len().over("session_id") >= min_session_length)
+    report = {
+        "ended_before_cutoff": {
+            "events_removed": known.height - in_period.height,
+            "sessions_removed": known["session_id"].n_unique() - in_period["session_id"].n_unique(),
+        },
+        "unseen_items": {
+            "events_removed": events.height - known.height,
+            "items_removed": events["item_id"].n_unique() - known["item_id"].n_unique(),
+        },
+        "short_sessions": {
+            "events_removed": in_period.height - long_enough.height,
+            "sessions_removed": in_period["session_id"].n_unique() - long_enough["session_id"].n_unique(),
+        },
+    }
+    return long_enough, report
+
+
+def require_part(name: str, n_events: int, assigned_sessions: int, method: str) -> None:
+    """An empty part is a user error that names the knob to turn; shared with the streaming split."""
+    if n_events == 0:
+        raise InputDataError(
+            f"the {name} split is empty ({assigned_sessions} sessions assigned before "
+            f"dropping unseen items and short sessions; method {method!r}). "
+            f"{_KNOBS[method][name].capitalize()} in the preprocessing settings "
+            "(resources.preprocessing.config), or use more data."
+        )
+
+
+def item_index(support: pl.DataFrame) -> pl.DataFrame:
+    """Dense index over train items in ascending item_id, from their ``cleansing.item_support``.
+
+    Takes the support, not the events, so the streaming split can sum it over partitions.
+    """
+    return support.sort("item_id").select(
+        "item_id",
+        pl.int_range(pl.len(), dtype=pl.Int32).alias("item_idx"),
+        pl.col("support").cast(pl.UInt32),
     )
 
 
@@ -85,24 +181,16 @@ def split_by_days(
     ``test_cutoff``. Counting valid days back from the last non-test event (not from the test
     cutoff) keeps valid non-empty even when sessions straddling the test cutoff leave a hole.
     """
-    _check_days("test_days", test_days)
-    _check_days("valid_days", valid_days)
-    ends = _session_ends(cleansed)
-    test_cutoff = ends["end"].max() - timedelta(days=test_days)
-    before_test = ends.filter(pl.col("end") < test_cutoff)
-    valid_cutoff = (before_test["end"].max() if before_test.height else test_cutoff) - timedelta(
-        days=valid_days
-    )
-    parts = _parts_by_cutoffs(ends, valid_cutoff, test_cutoff)
-    knobs = {"train": "lower test_days / valid_days", "valid": "raise valid_days", "test": "raise test_days"}
+    check_days(test_days, valid_days)
+    ends = session_ends(cleansed)
+    valid_cutoff, test_cutoff = day_cutoffs(ends, test_days, valid_days)
     return _finish(
         cleansed,
-        parts,
+        ends,
         method="days",
         valid_cutoff=valid_cutoff,
         test_cutoff=test_cutoff,
         min_session_length=min_session_length,
-        knobs=knobs,
     )
 
 
@@ -120,7 +208,7 @@ def split_by_fraction(
     ends strictly before ``valid_cutoff`` as with the days rule.
     """
     _check_fractions(test_fraction, valid_fraction)
-    ends = _session_ends(cleansed)
+    ends = session_ends(cleansed)
     n_test = max(1, round(ends.height * test_fraction))
     n_valid = max(1, round(ends.height * valid_fraction))
     if n_test + n_valid >= ends.height:
@@ -130,40 +218,24 @@ def split_by_fraction(
         )
     test_cutoff = ends["end"][ends.height - n_test]
     valid_cutoff = ends["end"][ends.height - n_test - n_valid]
-    parts = _parts_by_cutoffs(ends, valid_cutoff, test_cutoff)
-    knobs = {
-        "train": "lower test_fraction + valid_fraction",
-        "valid": "raise valid_fraction",
-        "test": "raise test_fraction",
-    }
     return _finish(
         cleansed,
-        parts,
+        ends,
         method="fraction",
         valid_cutoff=valid_cutoff,
         test_cutoff=test_cutoff,
         min_session_length=min_session_length,
-        knobs=knobs,
     )
-
-
-def _size(frame: pl.DataFrame) -> dict[str, int]:
-    return {
-        "events": frame.height,
-        "sessions": frame["session_id"].n_unique(),
-        "items": frame["item_id"].n_unique(),
-    }
 
 
 def _finish(
     cleansed: pl.DataFrame,
-    parts: pl.DataFrame,
+    ends: pl.DataFrame,
     *,
     method: str,
-    valid_cutoff: datetime | None,
-    test_cutoff: datetime | None,
+    valid_cutoff: datetime,
+    test_cutoff: datetime,
     min_session_length: int,
-    knobs: dict[str, str],
 ) -> Split:
     """Shared by every method: cut events by session part, keep valid/test predictable, index items."""
     if isinstance(min_session_length, bool) or not isinstance(min_session_length, numbers.Integral):
@@ -172,54 +244,22 @@ def _finish(
         raise InputDataError(
             f"min_session_length must be >= 2 to leave a target to predict; got {min_session_length}."
         )
-    events = cleansed.sort(*_EVENT_ORDER).with_columns(
-        pl.col("session_id").replace_strict(parts["session_id"], parts["part"]).alias("part")
-    )
-    frames = {name: events.filter(pl.col("part") == name) for name in schema.SPLITS}
-    report: dict = {"assigned": {name: _size(frame) for name, frame in frames.items()}}
+    frames = parts_by_cutoffs(cleansed.sort(*_EVENT_ORDER), ends, valid_cutoff, test_cutoff)
+    report: dict = {"assigned": {name: cleansing.sizes(frame) for name, frame in frames.items()}}
     train_items = frames["train"]["item_id"].unique()
     cutoffs = {"valid": valid_cutoff, "test": test_cutoff}
     for name in ("valid", "test"):
-        assigned = frames[name]
-        known = assigned.filter(pl.col("item_id").is_in(train_items.implode()))
-        # A session whose last events were unseen items could now end before its part's cutoff:
-        # drop it too, so "every test session ends at or after the test cutoff" stays true.
-        in_period = known.filter(pl.col("timestamp").max().over("session_id") >= cutoffs[name])
-        long_enough = in_period.filter(pl.len().over("session_id") >= min_session_length)
-        report[f"{name}_ended_before_cutoff"] = {
-            "events_removed": known.height - in_period.height,
-            "sessions_removed": known["session_id"].n_unique() - in_period["session_id"].n_unique(),
-        }
-        report[f"{name}_unseen_items"] = {
-            "events_removed": assigned.height - known.height,
-            "items_removed": assigned["item_id"].n_unique() - known["item_id"].n_unique(),
-        }
-        report[f"{name}_short_sessions"] = {
-            "events_removed": in_period.height - long_enough.height,
-            "sessions_removed": in_period["session_id"].n_unique() - long_enough["session_id"].n_unique(),
-        }
-        frames[name] = long_enough
+        frames[name], removed = predictable(frames[name], train_items, cutoffs[name], min_session_length)
+        report.update({f"{name}_{reason}": counts for reason, counts in removed.items()})
     for name in schema.SPLITS:
-        if frames[name].height == 0:
-            raise InputDataError(
-                f"the {name} split is empty ({report['assigned'][name]['sessions']} sessions assigned before "
-                f"dropping unseen items and short sessions; method {method!r}). {knobs[name].capitalize()} "
-                "in the preprocessing settings (resources.preprocessing.config), or use more data."
-            )
-    report["final"] = {name: _size(frame) for name, frame in frames.items()}
-    item_index = (
-        frames["train"]
-        .group_by("item_id")
-        .agg(pl.len().cast(pl.UInt32).alias("support"))
-        .sort("item_id")
-        .select("item_id", pl.int_range(pl.len(), dtype=pl.Int32).alias("item_idx"), "support")
-    )
+        require_part(name, frames[name].height, report["assigned"][name]["sessions"], method)
+    report["final"] = {name: cleansing.sizes(frame) for name, frame in frames.items()}
     tables = {name: frame.select(list(schema.SPLIT)) for name, frame in frames.items()}
     return Split(
         train=tables["train"],
         valid=tables["valid"],
         test=tables["test"],
-        item_index=item_index,
+        item_index=item_index(cleansing.item_support(frames["train"])),
         method=method,
         valid_cutoff=valid_cutoff,
         test_cutoff=test_cutoff,

@@ -6,7 +6,9 @@ its group-by keeps partial counts per morsel, which grow with the rows when the 
 are scattered. Sessions never cross users, so after one streaming parse the events are cut into
 partitions of whole users (consecutive user-id ranges of about ``partition_events`` events).
 Each partition fits in memory and runs the very functions the in-memory pipeline runs
-(``parsing.drop_duplicate_ratings``, ``sessions.assign_sessions``, ``cleansing.cleansing_round``).
+(``parsing.drop_duplicate_ratings``, ``sessions.assign_sessions``, ``cleansing.cleansing_round``,
+``splitting.parts_by_cutoffs``, ``splitting.predictable``), and the lazy parse applies
+``parsing.rating_fields``, the in-memory reader's rules, so no rule is written here a second time.
 Only small things cross partitions: item support summed partition by partition (one row per
 item), session-id offsets and the split cut-offs. Peak memory therefore follows
 ``partition_events`` and the number of items, not the number of events, and the tables are the
@@ -19,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -29,9 +31,8 @@ from sbr_dagster.core.errors import InputDataError
 from sbr_dagster.core.lake import atomic_path, ensure_directory, remove_stale, temporary_prefix, write_parquet
 
 DEFAULT_PARTITION_EVENTS = 1_000_000
-_FIELDS = ("user_id", "item_id", "rating", "timestamp")
 _VALID_LINE = (
-    f"'{parsing.RATINGS_FORMAT}' with integer ids in 1..{parsing._INT32_MAX}, a rating in 1..5 and "
+    f"'{parsing.RATINGS_FORMAT}' with integer ids in 1..{parsing.INT32_MAX}, a rating in 1..5 and "
     "a timestamp in Unix epoch seconds"
 )
 
@@ -44,45 +45,25 @@ def _sink(frame: pl.LazyFrame, target: Path) -> Path:
 
 
 def _lines(path: Path) -> pl.LazyFrame:
-    return pl.scan_lines(path, name="text", row_index_name="line", row_index_offset=1)
-
-
-def _typed_ratings(path: Path) -> pl.LazyFrame:
-    """ratings.dat as a lazy ``schema.RATINGS`` frame plus ``valid``, the eager parser's rules per line."""
+    """``parsing.rating_fields``'s input, read lazily: ``line`` (1-based) and ``text``."""
     # The in-memory reader decodes with utf-8-sig: a byte-order mark before line 1 is not data.
     text = pl.col("text")
     text = pl.when(pl.col("line") == 1).then(text.str.strip_prefix("\ufeff")).otherwise(text)
-    fields = text.str.split_exact(parsing.SEPARATOR, 4).struct.rename_fields([*_FIELDS, "extra"])
-    numbers = (
-        _lines(path)
-        .select("line", fields.alias("fields"))
-        .unnest("fields")
-        .with_columns(pl.col(_FIELDS).str.to_integer(strict=False))
-    )
-    valid = (
-        pl.col("extra").is_null()
-        & pl.col("user_id").is_between(1, parsing._INT32_MAX)
-        & pl.col("item_id").is_between(1, parsing._INT32_MAX)
-        & pl.col("rating").is_between(1, 5)
-        & pl.col("timestamp").is_between(0, parsing._MAX_EPOCH_SECONDS - 1)
-    ).fill_null(False)
-    return numbers.select(
-        pl.col("user_id").cast(pl.Int32, strict=False),
-        pl.col("item_id").cast(pl.Int32, strict=False),
-        pl.col("rating").cast(pl.Int8, strict=False),
-        pl.when(valid).then(pl.col("timestamp") * 1_000_000).cast(schema.TIMESTAMP),
-        pl.col("line").cast(pl.UInt32),
-        valid.alias("valid"),
-    )
+    lines = pl.scan_lines(path, name="text", row_index_name="line", row_index_offset=1)
+    return lines.with_columns(text.alias("text"))
 
 
 def _parse(path: Path, staged: Path) -> int:
-    """Stream ratings.dat into ``staged``; fail on its first bad line. Returns the number of lines."""
+    """Stream ratings.dat into ``staged``; fail on its first bad line. Returns the number of lines.
+
+    The rules and the message for a bad line are ``parsing.read_ratings``'s; only the first bad
+    line is found lazily (``valid`` is staged with the events) and then explained.
+    """
     if not path.is_file():
         problem = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise InputDataError(f"ratings file {path} {problem}. Point it at MovieLens-format ratings.dat.")
     try:
-        _typed_ratings(path).sink_parquet(staged)
+        parsing.rating_fields(_lines(path)).select(*parsing.rating_columns(), "valid").sink_parquet(staged)
     except pl.exceptions.ComputeError as error:
         if "utf8" not in str(error).lower():
             raise
@@ -99,10 +80,8 @@ def _parse(path: Path, staged: Path) -> int:
     if n_lines == 0:
         raise InputDataError(f"ratings file {path} is empty. Re-download or re-extract the data set.")
     if first_bad is not None:
-        text = _lines(path).filter(pl.col("line") == first_bad).collect(engine="streaming")["text"][0]
-        raise InputDataError(
-            f"{path}, line {first_bad}: {parsing._shown(text)} is not {_VALID_LINE}. Fix or remove this line."
-        )
+        bad_line = _lines(path).filter(pl.col("line") == first_bad)
+        parsing.fail_on_bad_rating(parsing.rating_fields(bad_line).collect(engine="streaming"), path)
     return n_lines
 
 
@@ -229,55 +208,32 @@ def _split_by_days(
     parts: _Parts, test_days: float, valid_days: float, min_session_length: int, work: Path
 ) -> tuple[dict[str, _Parts], dict[str, datetime]]:
     """``splitting.split_by_days`` over partitions: cut-offs and train items are global, sessions local."""
-    if parts.events == 0:  # nothing left to split: the in-memory split of no rows raises its user error
-        splitting.split_by_days(
-            pl.DataFrame(schema=schema.SESSIONS), test_days, valid_days, min_session_length
-        )
-        raise InputDataError("cannot split: no sessions are left after cleansing.")
-    splitting._check_days("test_days", test_days)
-    splitting._check_days("valid_days", valid_days)
+    splitting.check_days(test_days, valid_days)
+    splitting.require_events(parts.events)
     ends = []  # per partition, one row per session: session_id, end
     for frame in parts.frames():
         ends.append(work / f"ends-{len(ends):05d}.arrow")
-        splitting._session_ends(frame).write_ipc(ends[-1])
-    all_ends = pl.scan_ipc(ends)
-    test_cutoff = all_ends.select(pl.col("end").max()).collect().item() - timedelta(days=test_days)
-    valid_end = all_ends.filter(pl.col("end") < test_cutoff).select(pl.col("end").max()).collect().item()
-    valid_cutoff = (test_cutoff if valid_end is None else valid_end) - timedelta(days=valid_days)
+        splitting.session_ends(frame).write_ipc(ends[-1])
+    valid_cutoff, test_cutoff = splitting.day_cutoffs(pl.scan_ipc(ends), test_days, valid_days)
     cutoffs = {"valid": valid_cutoff, "test": test_cutoff}
 
     assigned = {name: _Parts(work, f"{name}-assigned") for name in schema.SPLITS}
     for frame, path in zip(parts.frames(), ends, strict=True):
-        session_part = splitting._parts_by_cutoffs(pl.read_ipc(path), valid_cutoff, test_cutoff)
-        part_of_event = pl.col("session_id").replace_strict(session_part["session_id"], session_part["part"])
-        events = frame.with_columns(part_of_event.alias("part"))
-        for name in schema.SPLITS:
-            assigned[name].add(events.filter(pl.col("part") == name).drop("part"))
+        for name, events in splitting.parts_by_cutoffs(
+            frame, pl.read_ipc(path), valid_cutoff, test_cutoff
+        ).items():
+            assigned[name].add(events)
 
     train_items = assigned["train"].support["item_id"]
     final = {"train": assigned["train"]}
     for name in ("valid", "test"):
         final[name] = _Parts(work, name)
         for frame in assigned[name].frames():
-            known = frame.filter(pl.col("item_id").is_in(train_items.implode()))
-            in_period = known.filter(pl.col("timestamp").max().over("session_id") >= cutoffs[name])
-            final[name].add(in_period.filter(pl.len().over("session_id") >= min_session_length))
+            kept, _ = splitting.predictable(frame, train_items, cutoffs[name], min_session_length)
+            final[name].add(kept)
     for name, split in final.items():
-        if split.events == 0:
-            raise InputDataError(
-                f"the {name} split is empty (split by days: test_days={test_days}, valid_days={valid_days}); "
-                "change test_days / valid_days or relax the cleansing thresholds."
-            )
+        splitting.require_part(name, split.events, assigned[name].sessions, "days")
     return final, cutoffs
-
-
-def _item_index(train_support: pl.DataFrame) -> pl.DataFrame:
-    """Dense index over train items in ascending item_id, with their train events, as ``splitting``'s."""
-    return train_support.sort("item_id").select(
-        "item_id",
-        pl.int_range(pl.len(), dtype=pl.Int32).alias("item_idx"),
-        pl.col("support").cast(pl.UInt32),
-    )
 
 
 def preprocess_streaming(
@@ -326,7 +282,7 @@ def preprocess_streaming(
             _sink(pl.scan_ipc(cleansed.paths), target / "cleansed.parquet")
             for name in schema.SPLITS:
                 _sink(pl.scan_ipc(split[name].paths).select(list(schema.SPLIT)), target / f"{name}.parquet")
-            write_parquet(_item_index(split["train"].support), target / "item_index.parquet")
+            write_parquet(splitting.item_index(split["train"].support), target / "item_index.parquet")
             shutil.rmtree(folder)
             summary[definition.name] = {
                 "sessions": session_parts.sizes(),
