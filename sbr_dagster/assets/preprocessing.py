@@ -11,11 +11,6 @@ from sbr_dagster.core import analysis, cleansing, sessions, splitting
 from sbr_dagster.resources import PreprocessingSettings
 
 
-def min_rating_of(definition: sessions.SessionDefinition, settings: PreprocessingSettings) -> int:
-    """A ``_rK`` suffix on the definition wins over the run-wide ``min_rating``."""
-    return definition.min_rating if definition.min_rating is not None else settings.min_rating
-
-
 def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
     definition = sessions.parse_definition(name)
 
@@ -29,7 +24,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
     )
     def sessions_asset(ratings: pl.DataFrame, preprocessing: PreprocessingSettings):
         all_events = sessions.assign_sessions(ratings, definition.gap)
-        min_rating = min_rating_of(definition, preprocessing)
+        min_rating = sessions.rating_floor(definition, preprocessing.min_rating)
         kept = sessions.apply_rating_policy(all_events, min_rating)
         removed = {
             "events": all_events.height - kept.height,
