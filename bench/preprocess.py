@@ -21,19 +21,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common import data_dir
+
 from sbr_dagster.core import cleansing, parsing, sessions, splitting
 
-REPO = Path(__file__).resolve().parents[1]
 GAP_1H_SECONDS = 3600
-
-
-def data_dir() -> Path:
-    directory = Path(os.environ.get("SBR_ML1M_DIR") or REPO.parent / "shared" / "data" / "ml-1m")
-    if not (directory / "ratings.dat").is_file():
-        sys.exit(
-            f"bench/preprocess.py: no ratings.dat in {directory}; set SBR_ML1M_DIR to the ml-1m directory."
-        )
-    return directory
 
 
 def ours(directory: Path) -> dict[str, dict]:
@@ -90,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed-repeats", type=int, default=3)
     args = parser.parse_args()
-    directory = data_dir()
+    directory = data_dir("bench/preprocess.py")
 
     all_s, sizes = timed(lambda: ours(directory), args.repeats, "ours, all definitions")
     for name, final in sizes.items():

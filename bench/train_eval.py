@@ -18,22 +18,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def data_dir() -> Path:
-    directory = Path(os.environ.get("SBR_ML1M_DIR") or REPO.parent / "shared" / "data" / "ml-1m")
-    if not (directory / "ratings.dat").is_file():
-        sys.exit(
-            f"bench/train_eval.py: no ratings.dat in {directory}; set SBR_ML1M_DIR to the ml-1m directory."
-        )
-    return directory
+from common import data_dir
 
 
 def user_split(directory: Path):
@@ -57,7 +47,7 @@ def main() -> None:
     from sbr_dagster.core import metrics, study, training
     from sbr_dagster.core.model import GRU4RecConfig
 
-    split = user_split(data_dir())
+    split = user_split(data_dir("bench/train_eval.py"))
     overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
     config = GRU4RecConfig.from_dict({**GRU4RecConfig().to_dict(), "epochs": args.epochs, **overrides})
     fit = study.train_gru4rec(split.train, split.valid, split.item_index, config)
