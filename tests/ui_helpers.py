@@ -163,7 +163,7 @@ class DagsterDev:
         wait_until(lambda: self._alive() or self._get("/server_info"), timeout, "dagster dev /server_info")
         wait_until(self._location_loaded, timeout - (time.monotonic() - started), "the code location")
 
-    def stop(self, grace: float = 45) -> None:
+    def stop(self, grace: float = 120) -> None:
         """SIGINT to the process group, SIGKILL whatever is left after ``grace`` s; waits until none is."""
         if self.process is None:
             return
