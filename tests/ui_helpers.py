@@ -61,6 +61,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# A shell without job control (CI, nohup, `cmd &`) starts children with SIGINT ignored, and an ignored
+# signal stays ignored across exec: dagster dev would then ignore Ctrl-C. Start it through a one-liner
+# that gives SIGINT back its default before exec'ing it.
+WITH_SIGINT = (
+    "import os, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.5) -> object:
     """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -112,7 +122,17 @@ class DagsterDev:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(DAGSTER), "dev", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-c",
+                    WITH_SIGINT,
+                    str(DAGSTER),
+                    "dev",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
