@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from sbr_dagster.core import analysis, schema
+from sbr_dagster.core import analysis, plots, schema
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,13 +66,13 @@ def test_session_stats_of_an_empty_frame():
 
 def test_histogram_png_linear_log_and_empty():
     for values, log_x in (([1, 2, 2, 3, 50], False), ([0.0, 1.0, 10.0, 1000.0], True), ([], True)):
-        png = analysis.histogram_png(np.array(values), "t", "x", log_x=log_x)
+        png = plots.histogram_png(np.array(values), "t", "x", log_x=log_x)
         assert png.startswith(PNG_MAGIC)
 
 
 def test_markdown_image_embeds_the_png():
-    png = analysis.histogram_png(np.array([1, 2, 3]), "t", "x")
-    markdown = analysis.markdown_image(png, "lengths")
+    png = plots.histogram_png(np.array([1, 2, 3]), "t", "x")
+    markdown = plots.markdown_image(png, "lengths")
     prefix = "![lengths](data:image/png;base64,"
     assert markdown.startswith(prefix)
     assert markdown.endswith(")")

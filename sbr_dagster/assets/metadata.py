@@ -1,6 +1,5 @@
 """Turning core statistics into Dagster metadata people can read and chart in the UI."""
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,7 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from sbr_dagster.core import analysis
+from sbr_dagster.core import analysis, plots
 
 
 def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -47,15 +46,15 @@ def session_plots(frame: pl.DataFrame, title: str) -> dg.MetadataValue:
     """Session-length and session-duration histograms as one markdown block of embedded PNGs."""
     lengths = analysis.session_lengths(frame)
     hours = analysis.session_durations(frame) / 3600.0
-    length_png = analysis.histogram_png(lengths, f"{title}: session length", "events per session", log_x=True)
-    duration_png = analysis.histogram_png(
+    length_png = plots.histogram_png(lengths, f"{title}: session length", "events per session", log_x=True)
+    duration_png = plots.histogram_png(
         np.maximum(hours, 1.0 / 60), f"{title}: session duration", "hours (min 1 minute)", log_x=True
     )
     return dg.MetadataValue.md(
         "\n\n".join(
             [
-                analysis.markdown_image(length_png, "session length histogram"),
-                analysis.markdown_image(duration_png, "session duration histogram"),
+                plots.markdown_image(length_png, "session length histogram"),
+                plots.markdown_image(duration_png, "session duration histogram"),
             ]
         )
     )

@@ -1,13 +1,10 @@
-"""Describe a table of sessions: the numbers and plots that let a person compare session definitions.
+"""Describe a table of sessions: the numbers that let a person compare session definitions (plots: ``plots``).
 
-Everything returned is plain JSON-able data (ints, floats, strings) or PNG bytes, so any front
+Everything returned is plain JSON-able data (ints, floats, strings) or arrays, so any front
 end (Dagster metadata, a report, a notebook) can show it without knowing Polars.
 """
 
 from __future__ import annotations
-
-import base64
-import io
 
 import numpy as np
 import polars as pl
@@ -56,31 +53,3 @@ def session_stats(frame: pl.DataFrame) -> dict:
         },
         "ratings": {stars: int(ratings.get(stars, 0)) for stars in range(1, 6)},
     }
-
-
-def histogram_png(values: np.ndarray, title: str, xlabel: str, log_x: bool = False) -> bytes:
-    """A small histogram as PNG bytes; ``log_x`` suits long tails (values <= 0 join the first bin)."""
-    from matplotlib.figure import Figure  # lazy: keeps importing the core cheap; Figure needs no pyplot state
-
-    values = np.asarray(values, dtype=np.float64)
-    figure = Figure(figsize=(5, 3), dpi=100)
-    axes = figure.subplots()
-    if values.size and log_x:
-        low = values[values > 0].min() if (values > 0).any() else 1.0
-        high = max(values.max(), low * 1.01)
-        axes.hist(np.clip(values, low, None), bins=np.geomspace(low, high, 41))
-        axes.set_xscale("log")
-    elif values.size:
-        axes.hist(values, bins=40)
-    axes.set_title(f"{title} (n={values.size:,})", fontsize=10)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel("count")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def markdown_image(png: bytes, alt: str) -> str:
-    """Inline ``png`` as a data URI: Dagster's markdown metadata shows it without serving a file."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -1,4 +1,4 @@
-"""PNG charts for the Dagster UI; matplotlib is imported lazily so importing the pipeline stays cheap."""
+"""Every PNG chart of the Dagster UI; matplotlib is imported lazily so importing the pipeline stays cheap."""
 
 from __future__ import annotations
 
@@ -8,20 +8,37 @@ from collections.abc import Sequence
 
 
 def _figure(width: float = 6.0, height: float = 3.4):
-    import matplotlib
+    """A figure and its axes; ``Figure`` needs no pyplot state, so plotting is safe in any thread."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+    figure = Figure(figsize=(width, height), dpi=100)
+    return figure, figure.subplots()
 
 
-def _png(plt, fig) -> bytes:
+def _png(figure) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def histogram_png(values, title: str, xlabel: str, log_x: bool = False) -> bytes:
+    """A small histogram; ``log_x`` suits long tails (values <= 0 join the first bin)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    figure, axes = _figure(width=5.0, height=3.0)
+    if values.size and log_x:
+        low = values[values > 0].min() if (values > 0).any() else 1.0
+        high = max(values.max(), low * 1.01)
+        axes.hist(np.clip(values, low, None), bins=np.geomspace(low, high, 41))
+        axes.set_xscale("log")
+    elif values.size:
+        axes.hist(values, bins=40)
+    axes.set_title(f"{title} (n={values.size:,})", fontsize=10)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("count")
+    return _png(figure)
 
 
 def markdown_image(png: bytes, alt: str) -> str:
@@ -33,7 +50,7 @@ def curves_png(
     epochs: Sequence[int], left: dict[str, Sequence[float]], right: dict[str, Sequence[float]], title: str
 ) -> bytes:
     """Lines by epoch: ``left`` series (e.g. loss) on one axis, ``right`` (e.g. Recall@20) on a twin axis."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     for label, values in left.items():
         ax.plot(epochs, values, marker="o", label=label, color="tab:gray")
     ax.set_xlabel("epoch")
@@ -45,7 +62,7 @@ def curves_png(
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     twin.legend(handles, list(left) + list(right), loc="best", fontsize=8)
     ax.set_title(title)
-    return _png(plt, fig)
+    return _png(fig)
 
 
 def interval_png(
@@ -56,7 +73,7 @@ def interval_png(
     """Point estimates with confidence bars per label; ``series`` maps a name to (value, low, high)."""
     import numpy as np
 
-    plt, fig, ax = _figure(width=max(6.0, 0.45 * len(labels) + 2), height=4.0)
+    fig, ax = _figure(width=max(6.0, 0.45 * len(labels) + 2), height=4.0)
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
     for i, (name, bars) in enumerate(series.items()):
@@ -73,4 +90,4 @@ def interval_png(
     ax.legend(fontsize=8)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    return _png(plt, fig)
+    return _png(fig)
