@@ -28,7 +28,7 @@ def latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) ->
 
 @dg.asset_check(asset=RATINGS_KEY, blocking=True, description="Dtypes and no nulls in the parsed ratings.")
 def ratings_schema(ratings: pl.DataFrame) -> dg.AssetCheckResult:
-    return result(validation.schema_problems(ratings, schema.RATINGS) + validation.null_problems(ratings))
+    return result(schema.schema_errors(ratings, schema.RATINGS) + validation.null_problems(ratings))
 
 
 @dg.asset_check(
@@ -67,7 +67,7 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
     )
     def cleansing_thresholds(cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
         return result(
-            validation.schema_problems(cleansed, schema.SESSIONS)
+            schema.schema_errors(cleansed, schema.SESSIONS)
             + validation.null_problems(cleansed)
             + validation.session_length_problems(cleansed, preprocessing.min_session_length)
             + validation.item_support_problems(cleansed, preprocessing.min_item_support)
@@ -86,7 +86,7 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         problems = []
         for part, frame in {"train": train, "valid": valid, "test": test}.items():
             found = (
-                validation.schema_problems(frame, schema.SPLIT)
+                schema.schema_errors(frame, schema.SPLIT)
                 + validation.null_problems(frame)
                 + validation.session_length_problems(frame, preprocessing.min_session_length)
             )

@@ -9,12 +9,6 @@ from datetime import datetime
 
 import polars as pl
 
-from sbr_dagster.core.schema import schema_errors
-
-
-def schema_problems(frame: pl.DataFrame, expected: dict[str, pl.DataType]) -> list[str]:
-    return schema_errors(frame, expected)
-
 
 def null_problems(frame: pl.DataFrame) -> list[str]:
     counts = frame.null_count().row(0, named=True)
