@@ -1,6 +1,5 @@
 """Dagster resources: where the lake is, where MovieLens comes from, and the preprocessing knobs."""
 
-
 import tempfile
 from pathlib import Path
 from typing import Literal

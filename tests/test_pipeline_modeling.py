@@ -1,6 +1,5 @@
 """Training and evaluation assets, and the sweep with its leaderboard, end to end through Dagster."""
 
-
 import polars as pl
 import pytest
 from pipeline_runs import checks_by_name, run_job

@@ -1,6 +1,5 @@
 """Per session definition: sessions -> cleansed -> train/valid/test, under the key prefix ``<definition>``."""
 
-
 import dagster as dg
 import polars as pl
 

@@ -1,6 +1,5 @@
 """Raw MovieLens tables, parsed once and shared by every session definition."""
 
-
 import dagster as dg
 import polars as pl
 

@@ -1,6 +1,5 @@
 """Blocking checks on the raw and per-definition tables: a failure stops everything downstream and the CLI."""
 
-
 from datetime import datetime
 
 import dagster as dg

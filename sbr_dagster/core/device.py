@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def device_name() -> str:
-    """"GPU:0 (<name>)" when TensorFlow sees a GPU, else "CPU"."""
+    """ "GPU:0 (<name>)" when TensorFlow sees a GPU, else "CPU"."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
