@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import data_dir
 
-from sbr_dagster.core import cleansing, parsing, sessions, splitting
+from sbr_dagster.data import cleansing, parsing, sessions, splitting
 
 GAP_1H_SECONDS = 3600
 

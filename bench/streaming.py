@@ -27,7 +27,9 @@ from pathlib import Path
 
 import polars as pl
 
-from sbr_dagster.core import cleansing, lake, parsing, sessions, splitting, streaming, synthetic
+from sbr_dagster.data import cleansing, parsing, sessions, splitting, streaming
+from sbr_dagster.lake import files as lake
+from sbr_dagster.testing import synthetic
 
 # Shape of the generated data: ML-1M-like bursts, 20 sessions of ~8 ratings per user; about 152
 # distinct ratings per user once repeated (user, movie) pairs are dropped.

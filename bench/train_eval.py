@@ -5,7 +5,7 @@ Builds the user-as-session split the pipeline uses (parse -> sessions "user" -> 
 epochs (validation each epoch, as in the pipeline), then ranks every test prediction against
 all items. Training speed counts every training event over the epochs' wall time (schedule
 building and the first call's graph tracing included, validation excluded); evaluation speed is
-test predictions over ``rank_sessions``' wall time, the median of ``--eval-repeats`` runs (the
+test predictions over the model's ``rank`` wall time, the median of ``--eval-repeats`` runs (the
 ranking graph is already traced by the validation of each epoch). A speed target, never a test.
 
 Usage: ``.venv/bin/python bench/train_eval.py [--epochs N] [--eval-repeats R] [--set key=value ...]``;
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ast
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -28,10 +27,8 @@ from common import data_dir
 
 def user_split(directory: Path):
     """The pipeline's user-as-session days split (30 / 30 days)."""
-    try:
-        from sbr_dagster.core import cleansing, parsing, sessions, splitting
-    except ImportError as error:  # the preprocessing core is another step of the project
-        sys.exit(f"bench/train_eval.py: the preprocessing core is missing ({error}); nothing to benchmark.")
+    from sbr_dagster.data import cleansing, parsing, sessions, splitting
+
     ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(directory / "ratings.dat"))
     cleansed, _ = cleansing.cleanse(sessions.sessionize(ratings, sessions.parse_definition("user")))
     return splitting.split_by_days(cleansed)
@@ -44,25 +41,28 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="GRU4RecConfig overrides")
     args = parser.parse_args()
 
-    from sbr_dagster.core import metrics, study, training
-    from sbr_dagster.core.model import GRU4RecConfig
+    from sbr_dagster.data.arrays import Sessions
+    from sbr_dagster.evaluation import metrics
+    from sbr_dagster.models import registry
+    from sbr_dagster.training import trainer
 
     split = user_split(data_dir("bench/train_eval.py"))
     overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
-    config = GRU4RecConfig.from_dict({**GRU4RecConfig().to_dict(), "epochs": args.epochs, **overrides})
-    fit = study.train_gru4rec(split.train, split.valid, split.item_index, config)
+    model = registry.build(registry.PRIMARY, {"epochs": args.epochs, **overrides})
+    n_items = split.item_index.height
+    train, valid = (Sessions.of(frame, split.item_index) for frame in (split.train, split.valid))
+    fit = trainer.fit(model, train, n_items, valid)
 
-    test = study.SplitArrays.of(split.test, split.item_index)
-    ratings = test.ratings if config.rating_dim else None
+    test = Sessions.of(split.test, split.item_index)
     timings = []
     for _ in range(max(args.eval_repeats, 1)):
         started = time.perf_counter()
-        ranks = training.rank_sessions(fit.model, test.items, test.offsets, ratings=ratings)
+        ranks = model.rank(test)
         timings.append(time.perf_counter() - started)
     eval_s = statistics.median(timings)
 
     print(f"device={fit.device}")
-    print(f"train_events={split.train.height} items={split.item_index.height} epochs={len(fit.history)}")
+    print(f"train_events={split.train.height} items={n_items} epochs={len(fit.history)}")
     for row in fit.history:
         print(f"epoch_{row['epoch']}_events_per_s={row['events_per_s']:.0f}")
     runs = ", ".join(f"{t:.3f}" for t in timings)

@@ -51,21 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sbr",
         description="Session-based movie recommendation (GRU4Rec on MovieLens 1M).",
-        epilog="Models come from the Dagster pipeline: train one with "
-        "`dagster asset materialize -m sbr_dagster.definitions --select '+gap_1h/gru4rec'`.",
+        epilog="Models come from the Dagster pipeline: train one with `dg launch --assets '+gap_1h/gru4rec'`.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     recommend = commands.add_parser(
         "recommend",
         help="recommend the next movies after a history of watched movies",
-        description="Print the movies a trained GRU4Rec model expects next after HISTORY, best first. "
+        description="Print the movies a trained model expects next after HISTORY, best first. "
         "Movies of the history are left out unless --include-history is given.",
         epilog="example: sbr recommend --definition gap_1h --history 1193,661,914 --ratings 5,3,4",
     )
     recommend.add_argument(
         "--definition",
         required=True,
-        help="session definition whose model to use (<lake>/<definition>/gru4rec), e.g. gap_1h, user",
+        help="session definition whose model to use (<lake>/<definition>/<model>), e.g. gap_1h, user",
+    )
+    recommend.add_argument(
+        "--model", help="which trained model of that definition (default: the study's main model, gru4rec)"
     )
     recommend.add_argument(
         "--history",
@@ -120,7 +122,7 @@ def format_table(recommendations) -> str:
     """An aligned plain-text table: rank, movie (year), genres, score."""
     import polars as pl
 
-    from sbr_dagster.core.recommend import display_title
+    from sbr_dagster.serving.recommender import display_title
 
     rows = recommendations.select(
         "rank", display_title().alias("movie"), pl.col("genres").list.join("|").fill_null(""), "score"
@@ -136,11 +138,13 @@ def format_table(recommendations) -> str:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from sbr_dagster.core.recommend import load_recommender
+    from sbr_dagster.models import registry
+    from sbr_dagster.serving.catalog import load_recommender
 
+    model = args.model or registry.PRIMARY
     warnings: list[str] = []
     with _tensorflow_quiet():
-        recommender = load_recommender(args.definition, lake_root=args.lake)
+        recommender = load_recommender(args.definition, lake_root=args.lake, model=model)
         recommendations = recommender.recommend(
             args.history,
             args.ratings,
@@ -153,13 +157,13 @@ def _recommend(args: argparse.Namespace) -> int:
         print(f"warning: {message}", file=sys.stderr)
     seen = recommender.movies_of(args.history)["display"].to_list()
     print(f"After: {'; '.join(seen)}")
-    print(f"Next movies ({args.definition} model):")
+    print(f"Next movies ({model} on {args.definition}):")
     print(format_table(recommendations))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sbr_dagster.core.errors import InputDataError
+    from sbr_dagster.errors import InputDataError
 
     parser = build_parser()
     try:

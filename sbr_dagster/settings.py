@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sbr_dagster.data.sessions import DEFAULT_DEFINITIONS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_ML1M_DIR = "SBR_ML1M_DIR"
 ENV_DATA_LAKE = "SBR_DATA_LAKE"
 ENV_DEFINITIONS = "SBR_SESSION_DEFINITIONS"
-
-DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
+ENV_EXPERIMENTS = "SBR_EXPERIMENTS"  # another experiments file
+ENV_ONLY = "SBR_SWEEP_ONLY"  # comma-separated experiment names: run just these
 
 
 def default_lake_root() -> str:
@@ -37,3 +39,8 @@ def definition_names() -> tuple[str, ...]:
     raw = os.environ.get(ENV_DEFINITIONS, "")
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     return names or DEFAULT_DEFINITIONS
+
+
+def launch_hint(selection: str) -> str:
+    """The command that materializes ``selection`` (an asset selection such as ``+user/gru4rec``)."""
+    return f"dg launch --assets '{selection}'"

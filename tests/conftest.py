@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sbr_dagster.core import synthetic
+from sbr_dagster.testing import synthetic
 
 
 @pytest.fixture(scope="session")

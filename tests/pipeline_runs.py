@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from sbr_dagster.definitions import build_definitions
-from sbr_dagster.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+from sbr_dagster.defs.pipeline import build_definitions
+from sbr_dagster.defs.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
 
 CLI_LOG = "dagster.log"
 

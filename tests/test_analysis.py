@@ -5,7 +5,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from sbr_dagster.core import analysis, plots, schema
+from sbr_dagster.data import schema
+from sbr_dagster.data import statistics as analysis
+from sbr_dagster.reports import plots
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -20,9 +20,10 @@ import polars as pl
 import pytest
 from pipeline_runs import lake_files, run_job, stray_temporaries
 
-from sbr_dagster.core import lake, parsing
-from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.resources import MovieLensSource
+from sbr_dagster.data import parsing
+from sbr_dagster.defs.resources import MovieLensSource
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.lake import files as lake
 
 DEFINITION = "user"
 BAD_LINE = 21  # the bad line comes after 20 good ones, so the reported number means something

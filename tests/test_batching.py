@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbr_dagster.core.batching import prediction_positions, session_order, session_parallel
+from sbr_dagster.models.gru4rec.batching import prediction_positions, session_order, session_parallel
 
 
 def sessions(lengths, seed=0):

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from sbr_dagster.core import cleansing, schema
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import cleansing, schema
+from sbr_dagster.errors import InputDataError
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from test_recommend import DEFINITION, UNSEEN_ID, build_lake, ids
 
 from sbr_dagster import cli
-from sbr_dagster.core import recommend
+from sbr_dagster.serving.catalog import load_recommender
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_recommend_prints_titles_best_first(capsys, lake_root):
         "--k", "4", "--lake", str(lake_root),
     )  # fmt: skip
     assert code == 0, err
-    expected = recommend.load_recommender(DEFINITION, lake_root=lake_root).recommend(history, k=4)
+    expected = load_recommender(DEFINITION, lake_root=lake_root).recommend(history, k=4)
     rows = out.splitlines()[3:]
     assert len(rows) == 4
     for row, (rank, title, year) in zip(

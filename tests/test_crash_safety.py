@@ -18,7 +18,8 @@ import pytest
 from pipeline_runs import dagster_cli, lake_files, stray_temporaries
 from test_bad_input import run_preprocess
 
-from sbr_dagster.core import lake, synthetic
+from sbr_dagster.lake import files as lake
+from sbr_dagster.testing import synthetic
 
 SELECTION = ",".join(
     ["raw/ratings", "raw/movies"]

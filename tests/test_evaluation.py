@@ -2,15 +2,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.core.evaluation import (
-    METRICS_SCHEMA,
-    comparison_markdown,
-    metrics_frame,
-    prediction_index,
-    session_arrays,
-)
-from sbr_dagster.core.metrics import mrr_at, recall_at
+from sbr_dagster.data.arrays import Sessions, prediction_index, session_arrays
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.evaluation.evaluate import RANKS_SCHEMA, evaluate
+from sbr_dagster.evaluation.metrics import mrr_at, recall_at
+from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA, metrics_frame
+from sbr_dagster.models import registry
+from sbr_dagster.reports.markdown import comparison_markdown
 
 ITEM_INDEX = pl.DataFrame(
     {"item_id": [10, 20, 30], "item_idx": [0, 1, 2], "support": [5, 4, 3]},
@@ -108,3 +106,29 @@ def test_comparison_markdown_labels_rows_by_split_when_splits_are_mixed():
     lines = comparison_markdown(frame).splitlines()
     assert lines[0].startswith("| split | model |")
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["valid", "test"]
+
+
+def _sessions(*sessions: list[int]) -> Sessions:
+    items = np.concatenate([np.asarray(x, dtype=np.int32) for x in sessions])
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in sessions])]).astype(np.int64)
+    return Sessions(items, offsets, np.full(items.size, 4, np.int8))
+
+
+def test_evaluate_ranks_every_prediction_with_every_model_through_the_interface():
+    train = _sessions([0, 1, 2], [1, 2, 3], [2, 3, 0], [0, 1])
+    models = {name: registry.build(name) for name in registry.BASELINES}
+    for model in models.values():
+        model.fit(train, 4)
+    splits = {"valid": _sessions([0, 1], [3, 0, 1]), "test": _sessions([1, 2, 3], [2, 3])}
+    result = evaluate(models, splits, definition="d", n_boot=50)
+    assert result.metrics.schema == pl.Schema(METRICS_SCHEMA)
+    assert result.ranks.schema == pl.Schema(RANKS_SCHEMA)
+    for split, sessions in splits.items():
+        for name, model in models.items():
+            ranks = result.ranks.filter(split=split, model=name)
+            assert ranks["rank"].to_list() == model.rank(sessions).tolist()
+            assert ranks["session"].to_list() == prediction_index(sessions.offsets)[0].tolist()
+            at_1 = result.metrics.filter(split=split, model=name, k=1)
+            assert at_1["n_predictions"].item() == sessions.n_predictions
+            assert at_1["recall"].item() == recall_at(ranks["rank"].to_numpy(), 1)
+        assert set(result.predictions_per_s) == set(models)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.core.experiments import load_experiments, parse_experiments
-from sbr_dagster.core.model import GRU4RecConfig
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.experiments.declarations import load_experiments, parse_experiments
+from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.settings import DEFAULT_DEFINITIONS
 
 
@@ -29,14 +29,26 @@ def test_packaged_sweep_covers_the_study():
 def test_defaults_then_experiment_settings_override_the_model_defaults():
     [experiment] = parse_experiments(
         {
-            "defaults": {"epochs": 3, "layers": [10]},
-            "experiments": [{"name": "a", "definition": "gap_1h", "model": {"layers": [20]}}],
+            "defaults": {"gru4rec": {"epochs": 3, "layers": [10]}},
+            "experiments": [{"name": "a", "definition": "gap_1h", "settings": {"layers": [20]}}],
         },
         "inline",
     )
     assert experiment.config.epochs == 3
     assert experiment.config.layers == (20,)
     assert experiment.config.batch_size == GRU4RecConfig().batch_size
+    assert experiment.model == "gru4rec"
+
+
+def test_an_experiment_names_its_model_and_gets_that_models_defaults():
+    [experiment] = parse_experiments(
+        {
+            "defaults": {"gru4rec": {"epochs": 3}, "sr": {"steps": 4}},
+            "experiments": [{"name": "a", "definition": "user", "model": "sr"}],
+        },
+        "inline",
+    )
+    assert experiment.model == "sr" and experiment.config.steps == 4
 
 
 @pytest.mark.parametrize(
@@ -46,8 +58,11 @@ def test_defaults_then_experiment_settings_override_the_model_defaults():
         ({"experiments": [{"name": "a"}]}, "'name' and 'definition'"),
         ({"experiments": [{"name": "a b", "definition": "user"}]}, "letters, digits"),
         ({"experiments": [{"name": "a", "definition": "gap_soon"}]}, "gap_soon"),
-        ({"experiments": [{"name": "a", "definition": "user", "model": {"layerz": [1]}}]}, "layerz"),
-        ({"experiments": [{"name": "a", "definition": "user", "model": {"loss": "mse"}}]}, "mse"),
+        ({"experiments": [{"name": "a", "definition": "user", "settings": {"layerz": [1]}}]}, "layerz"),
+        ({"experiments": [{"name": "a", "definition": "user", "settings": {"loss": "mse"}}]}, "mse"),
+        ({"experiments": [{"name": "a", "definition": "user", "model": "rnn"}]}, "model must be one of"),
+        ({"experiments": [{"name": "a", "definition": "user", "model": {"layers": [1]}}]}, "model must be"),
+        ({"defaults": {"epochs": 4}, "experiments": [{"name": "a", "definition": "user"}]}, "defaults"),
         ({"experiments": [{"name": "a", "definition": "user", "colour": 1}]}, "colour"),
         (
             {"experiments": [{"name": "a", "definition": "user"}, {"name": "a", "definition": "user"}]},

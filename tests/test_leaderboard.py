@@ -3,8 +3,9 @@
 import numpy as np
 import polars as pl
 
-from sbr_dagster.core import leaderboard, metrics
-from sbr_dagster.core.experiments import parse_experiments
+from sbr_dagster.evaluation import metrics
+from sbr_dagster.experiments import leaderboard
+from sbr_dagster.experiments.declarations import parse_experiments
 
 
 def test_difference_of_a_model_with_itself_is_exactly_zero():

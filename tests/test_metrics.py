@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from sbr_dagster.core.metrics import bootstrap_ci, mrr_at, ranks_from_scores, recall_at
+from sbr_dagster.evaluation.metrics import bootstrap_ci, mrr_at, recall_at
+from sbr_dagster.models.ranking import target_ranks
 
 
 def test_ties_with_the_target_count_against_the_model():
     scores = np.array([[0.5, 0.9, 0.5, 0.1]] * 4)
-    ranks = ranks_from_scores(scores, np.array([0, 1, 2, 3]))
+    ranks = target_ranks(scores, np.array([0, 1, 2, 3]))
     assert ranks.tolist() == [3, 1, 3, 4]
 
 

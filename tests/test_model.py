@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbr_dagster.core.model import GRU4RecConfig, build_model
+from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 
 keras = pytest.importorskip("keras")
+build_model = pytest.importorskip("sbr_dagster.models.gru4rec.network").build_network
 
 
 def random_biases(model, seed=0):
@@ -94,7 +95,7 @@ def test_config_rejects_inconsistent_settings():
         GRU4RecConfig(layers=(8,), embedding_dim=4, tied_embeddings=True)
     with pytest.raises(ValueError, match="loss"):
         GRU4RecConfig(loss="hinge")
-    with pytest.raises(ValueError, match="unknown GRU4Rec settings"):
+    with pytest.raises(ValueError, match="unknown GRU4RecConfig settings"):
         GRU4RecConfig.from_dict({"hidden": 100})
     config = GRU4RecConfig.from_dict({"layers": [32, 16], "learning_rate": 0.01})
     assert config.layers == (32, 16)

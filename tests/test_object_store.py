@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from pipeline_runs import run_job
 
-from sbr_dagster.core import lake
-from sbr_dagster.resources import DataLake
+from sbr_dagster.defs.resources import DataLake
+from sbr_dagster.lake import files as lake
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")

@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from sbr_dagster.core import parsing, schema
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import parsing, schema
+from sbr_dagster.errors import InputDataError
 
 
 def write(tmp_path, name, content: str, encoding="utf-8"):

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from pipeline_runs import checks_by_name, run_job
 
-from sbr_dagster.core.evaluation import METRICS_SCHEMA
-from sbr_dagster.core.experiments import parse_experiments
+from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA
+from sbr_dagster.experiments.declarations import parse_experiments
 
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 
@@ -59,13 +59,13 @@ def test_metadata_shows_curve_and_comparison(trained):
 def test_sweep_leaderboard_matches_evaluations(ml1m_like_dir, tmp_path):
     experiments = parse_experiments(
         {
-            "defaults": TINY,
+            "defaults": {"gru4rec": TINY},
             "experiments": [
                 {"name": "base", "definition": "gap_1h"},
                 {
                     "name": "wide",
                     "definition": "gap_1h",
-                    "model": {"layers": [48]},
+                    "settings": {"layers": [48]},
                     "compare_to": "base",
                     "change": "48 units",
                 },

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from pipeline_runs import run_job
 
-from sbr_dagster.core import schema
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import schema
+from sbr_dagster.errors import InputDataError
 
 DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 

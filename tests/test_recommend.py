@@ -9,9 +9,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sbr_dagster.core import bundle, lake, recommend, schema
-from sbr_dagster.core.errors import InputDataError
-from sbr_dagster.core.model import GRU4RecConfig
+from sbr_dagster.data import schema
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.lake import files as lake
+from sbr_dagster.lake import layout
+from sbr_dagster.models.gru4rec.config import GRU4RecConfig
+from sbr_dagster.models.gru4rec.model import GRU4Rec
+from sbr_dagster.reports.markdown import samples_markdown
+from sbr_dagster.serving import bundle
+from sbr_dagster.serving import recommender as recommend
+from sbr_dagster.serving.catalog import load_recommender
+from sbr_dagster.serving.samples import sample_sessions
 
 N_ITEMS = 12
 UNSEEN_ID = 999  # a movie of the movies table that never occurs in training
@@ -45,18 +54,15 @@ def _movies() -> pl.DataFrame:
 
 
 def _train_bundle(directory: Path, rating_dim: int) -> None:
-    from sbr_dagster.core import training
-
-    config = GRU4RecConfig(layers=(8,), rating_dim=rating_dim, batch_size=8, epochs=1, seed=0)
+    model = GRU4Rec(GRU4RecConfig(layers=(8,), rating_dim=rating_dim, batch_size=8, epochs=1, seed=0))
     items, offsets = _sessions()
-    ratings = np.random.default_rng(1).integers(1, 6, items.size).astype(np.int8) if rating_dim else None
-    fit = training.fit(items, offsets, N_ITEMS, config, train_ratings=ratings, log=lambda _: None)
+    ratings = np.random.default_rng(1).integers(1, 6, items.size).astype(np.int8)
+    model.fit(Sessions(items, offsets, ratings), N_ITEMS, log=lambda _: None)
     item_index = pl.DataFrame(
         {"item_id": item_ids(), "item_idx": np.arange(N_ITEMS), "support": np.bincount(items)},
         schema=schema.ITEM_INDEX,
     )
-    history = pl.DataFrame(fit.history) if fit.history else pl.DataFrame({"epoch": [1]})
-    bundle.save_bundle(directory, fit.model, item_index, config.to_dict(), history)
+    bundle.save_bundle(directory, model, item_index, directory.parent.name, pl.DataFrame({"epoch": [1]}))
 
 
 _LAKES: dict[int, Path] = {}
@@ -70,7 +76,7 @@ def build_lake(tmp_path_factory) -> Path:
     key = id(tmp_path_factory)
     if key not in _LAKES:
         root = tmp_path_factory.mktemp("lake")
-        lake.write_parquet(_movies(), root / "raw" / "movies.parquet")
+        lake.write_parquet(_movies(), layout.table_path(root, layout.MOVIES))
         _train_bundle(root / DEFINITION / "gru4rec", rating_dim=0)
         _train_bundle(root / RATED_DEFINITION / "gru4rec", rating_dim=2)
         _LAKES[key] = root
@@ -84,12 +90,12 @@ def lake_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def recommender(lake_root) -> recommend.Recommender:
-    return recommend.load_recommender(DEFINITION, lake_root=lake_root)
+    return load_recommender(DEFINITION, lake_root=lake_root)
 
 
 @pytest.fixture(scope="module")
 def rated(lake_root) -> recommend.Recommender:
-    return recommend.load_recommender(RATED_DEFINITION, lake_root=lake_root)
+    return load_recommender(RATED_DEFINITION, lake_root=lake_root)
 
 
 def ids(*dense: int) -> list[int]:
@@ -97,10 +103,8 @@ def ids(*dense: int) -> list[int]:
 
 
 def model_scores(rec: recommend.Recommender, dense_history: list[int], ratings=None) -> np.ndarray:
-    from sbr_dagster.core import training
-
-    item_ratings = None if ratings is None else [np.asarray(ratings, dtype=np.int32)]
-    return training.score_histories(rec.model, [np.asarray(dense_history, dtype=np.int32)], item_ratings)[0]
+    item_ratings = None if ratings is None else [np.asarray(ratings)]
+    return rec.model.score_next(Sessions.of_histories([np.asarray(dense_history)], item_ratings))[0]
 
 
 def test_recommendations_exclude_history_are_distinct_and_best_first(recommender):
@@ -195,12 +199,12 @@ def test_missing_model_names_the_asset_to_materialize(lake_root):
     with pytest.raises(
         InputDataError, match=r"--select '\+gap_1d/gru4rec'.*trained models in .*: gap_1h, user"
     ):
-        recommend.load_recommender("gap_1d", lake_root=lake_root)
+        load_recommender("gap_1d", lake_root=lake_root)
 
 
 def test_missing_movies_table_names_the_asset(tmp_path):
     with pytest.raises(InputDataError, match=r"no movies table.*--select raw/movies"):
-        recommend.load_recommender(DEFINITION, lake_root=tmp_path)
+        load_recommender(DEFINITION, lake_root=tmp_path)
 
 
 def _test_split(n_sessions: int = 8) -> pl.DataFrame:
@@ -222,9 +226,8 @@ def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
     test = _test_split()
 
     def sample(k: int) -> str:
-        return recommend.sample_recommendations_markdown(
-            recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1
-        )
+        samples = sample_sessions(recommender, test, n_sessions=4, prefix_len=2, k=k, seed=1)
+        return samples_markdown(samples, k=k, prefix_len=2, seed=1)
 
     every = sample(N_ITEMS - 2)  # every candidate listed: every next movie is a hit
     assert every.startswith("**4 of 4**") and every.count("✓") == 2 * 4
@@ -253,4 +256,4 @@ def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
 
 def test_sample_markdown_needs_long_enough_sessions(recommender):
     with pytest.raises(InputDataError, match="more than 6 movies"):
-        recommend.sample_recommendations_markdown(recommender, _test_split(), prefix_len=6)
+        sample_sessions(recommender, _test_split(), prefix_len=6)

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from sbr_dagster.core import schema, sessions
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import schema, sessions
+from sbr_dagster.errors import InputDataError
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from sbr_dagster.core import source
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import source
+from sbr_dagster.errors import InputDataError
 
 RATINGS = b"1::10::5::978300760\n1::11::3::978300761\n"
 MOVIES = "10::Misérables, Les (1995)::Drama\n11::Toy Story (1995)::Comedy\n".encode("latin-1")

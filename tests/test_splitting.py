@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from sbr_dagster.core import cleansing, parsing, schema, sessions, source, splitting, synthetic
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import cleansing, parsing, schema, sessions, source, splitting
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.testing import synthetic
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sbr_dagster.core import cleansing, parsing, schema, sessions, splitting, streaming, synthetic
-from sbr_dagster.core.errors import InputDataError
+from sbr_dagster.data import cleansing, parsing, schema, sessions, splitting, streaming
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.testing import synthetic
 
 DEFINITIONS = ("gap_1h", "user_r4")
 SETTINGS = {"min_session_length": 3, "min_item_support": 15, "test_days": 20, "valid_days": 15}

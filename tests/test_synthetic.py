@@ -4,7 +4,8 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from sbr_dagster.core import parsing, sessions, synthetic
+from sbr_dagster.data import parsing, sessions
+from sbr_dagster.testing import synthetic
 
 
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):

@@ -1,16 +1,49 @@
-"""Training and inference: ranks match a step-by-step reference, learning, determinism, save/load."""
+"""GRU4Rec training and inference: ranks match a step-by-step reference, learning, determinism, save/load.
+
+The epoch policy (validation, best epoch, patience) is ``training.trainer``'s, exercised here
+through GRU4Rec as the pipeline runs it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sbr_dagster.core import metrics
-from sbr_dagster.core.model import GRU4RecConfig, build_model
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.evaluation import metrics
+from sbr_dagster.models.gru4rec.config import GRU4RecConfig
+from sbr_dagster.models.gru4rec.model import GRU4Rec
+from sbr_dagster.models.ranking import target_ranks
+from sbr_dagster.training import trainer
 
-training = pytest.importorskip("sbr_dagster.core.training")
+inference = pytest.importorskip("sbr_dagster.models.gru4rec.inference")
+build_model = pytest.importorskip("sbr_dagster.models.gru4rec.network").build_network
 
 QUIET = {"log": lambda _: None}
+
+
+def as_sessions(items, offsets, ratings=None) -> Sessions:
+    ratings = np.zeros(len(items), np.int8) if ratings is None else np.asarray(ratings, np.int8)
+    return Sessions(np.asarray(items, np.int32), np.asarray(offsets, np.int64), ratings)
+
+
+def rank_sessions(network, items, offsets, *, batch_size=512, ratings=None):
+    sessions = as_sessions(items, offsets, ratings)
+    return inference.rank_sessions(network, sessions, use_ratings=ratings is not None, batch_size=batch_size)
+
+
+def score_histories(network, histories, ratings=None):
+    sessions = Sessions.of_histories(histories, ratings)
+    return inference.score_histories(network, sessions, use_ratings=ratings is not None)
+
+
+def fit_gru(items, offsets, n_items, config, *, valid=None, train_ratings=None, log=None):
+    """A GRU4Rec fitted by the trainer, as the pipeline fits one; ``.model`` is its network."""
+    model = GRU4Rec(config)
+    valid_sessions = None if valid is None else as_sessions(*valid)
+    result = trainer.fit(model, as_sessions(items, offsets, train_ratings), n_items, valid_sessions, **QUIET)
+    result.model = model.network
+    return result
 
 
 def random_sessions(n_sessions, n_items, seed, min_len=2, max_len=9):
@@ -39,7 +72,7 @@ def reference_ranks(model, items, offsets, ratings=None):
             rating = None if ratings is None else ratings[e : e + 1]
             output, states = model.step(items[e : e + 1], states, rating)
             scores = np.asarray(model.score_all(output))
-            ranks.append(metrics.ranks_from_scores(scores, items[e + 1 : e + 2])[0])
+            ranks.append(target_ranks(scores, items[e + 1 : e + 2])[0])
     return np.array(ranks)
 
 
@@ -47,7 +80,7 @@ def reference_ranks(model, items, offsets, ratings=None):
 def test_rank_sessions_matches_a_step_by_step_reference(batch_size):
     items, offsets = random_sessions(13, 17, seed=0)
     model = build_model(17, GRU4RecConfig(layers=(8,)), seed=0)
-    ranks = training.rank_sessions(model, items, offsets, batch_size=batch_size)
+    ranks = rank_sessions(model, items, offsets, batch_size=batch_size)
     assert ranks.dtype == np.int64 and len(ranks) == len(items) - 13
     np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets))
 
@@ -57,13 +90,13 @@ def test_rank_sessions_counts_ties_against_the_model():
     model = build_model(9, GRU4RecConfig(layers=(4,)), seed=1)
     # Every item scores the same: each target ties with all items, so its rank is n_items.
     model.output_table.assign(np.zeros(model.output_table.shape, dtype="float32"))
-    np.testing.assert_array_equal(training.rank_sessions(model, items, offsets), np.full(len(items) - 6, 9))
+    np.testing.assert_array_equal(rank_sessions(model, items, offsets), np.full(len(items) - 6, 9))
     # Items 0 and 1 tie: a target 0 or 1 ranks 2 when they are on top, the others rank 3 or more.
     bias = np.array([5, 5, 1, 0, 0, 0, 0, 0, -1], dtype="float32")
     model.output_bias.assign(bias)
-    ranks = training.rank_sessions(model, items, offsets, batch_size=2)
+    ranks = rank_sessions(model, items, offsets, batch_size=2)
     targets = np.concatenate([items[offsets[s] + 1 : offsets[s + 1]] for s in range(6)])
-    expected = metrics.ranks_from_scores(np.tile(bias, (len(targets), 1)), targets)
+    expected = target_ranks(np.tile(bias, (len(targets), 1)), targets)
     np.testing.assert_array_equal(ranks, expected)
     assert set(ranks[np.isin(targets, [0, 1])]) <= {2}
     np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets))
@@ -73,7 +106,7 @@ def test_rank_sessions_with_ratings_matches_reference():
     items, offsets = random_sessions(7, 11, seed=2)
     ratings = np.random.default_rng(2).integers(1, 6, len(items)).astype(np.int8)
     model = build_model(11, GRU4RecConfig(layers=(6,), rating_dim=2), seed=2)
-    ranks = training.rank_sessions(model, items, offsets, batch_size=3, ratings=ratings)
+    ranks = rank_sessions(model, items, offsets, batch_size=3, ratings=ratings)
     np.testing.assert_array_equal(ranks, reference_ranks(model, items, offsets, ratings))
 
 
@@ -81,7 +114,7 @@ def test_score_histories_continue_from_a_zero_state():
     items, offsets = random_sessions(4, 10, seed=3)
     model = build_model(10, GRU4RecConfig(layers=(5, 3), embedding_dim=4), seed=3)
     histories = [items[offsets[s] : offsets[s + 1]] for s in range(4)] + [np.array([], dtype=np.int32)]
-    scores = training.score_histories(model, histories)
+    scores = score_histories(model, histories)
     assert scores.shape == (5, 10)
     for history, row in zip(histories, scores, strict=True):
         states = model.initial_states(1)
@@ -95,8 +128,8 @@ def test_learns_a_deterministic_next_item():
     items, offsets = cycle_sessions(150, 12, seed=4)
     valid = cycle_sessions(20, 12, seed=5)
     config = GRU4RecConfig(layers=(16,), batch_size=16, epochs=6, learning_rate=0.02, seed=0)
-    fit = training.fit(items, offsets, 12, config, valid=valid, **QUIET)
-    ranks = training.rank_sessions(fit.model, *valid)
+    fit = fit_gru(items, offsets, 12, config, valid=valid, **QUIET)
+    ranks = rank_sessions(fit.model, *valid)
     assert metrics.recall_at(ranks, 1) > 0.9
     np.testing.assert_array_equal(ranks, reference_ranks(fit.model, *valid))  # after sparse updates too
     assert fit.history[-1]["loss"] < fit.history[0]["loss"]
@@ -108,7 +141,7 @@ def test_learns_a_deterministic_next_item():
 def test_same_seed_same_history_and_weights():
     items, offsets = random_sessions(40, 15, seed=6)
     config = GRU4RecConfig(layers=(8,), batch_size=8, epochs=2, dropout_hidden=0.2, seed=3)
-    runs = [training.fit(items, offsets, 15, config, valid=(items, offsets), **QUIET) for _ in range(2)]
+    runs = [fit_gru(items, offsets, 15, config, valid=(items, offsets), **QUIET) for _ in range(2)]
     timeless = [
         [{k: v for k, v in row.items() if k not in ("seconds", "events_per_s")} for row in run.history]
         for run in runs
@@ -116,7 +149,7 @@ def test_same_seed_same_history_and_weights():
     assert timeless[0] == timeless[1]
     for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    other = training.fit(items, offsets, 15, GRU4RecConfig(**{**config.to_dict(), "seed": 4}), **QUIET)
+    other = fit_gru(items, offsets, 15, GRU4RecConfig(**{**config.to_dict(), "seed": 4}), **QUIET)
     assert other.history[0]["loss"] != runs[0].history[0]["loss"]
 
 
@@ -124,7 +157,7 @@ def test_best_epoch_is_restored_and_patience_stops_training():
     items, offsets = random_sessions(30, 10, seed=7)
     # A zero learning rate never improves validation: the first epoch stays best.
     config = GRU4RecConfig(layers=(4,), batch_size=4, epochs=10, patience=2, learning_rate=0.0)
-    fit = training.fit(items, offsets, 10, config, valid=(items, offsets), **QUIET)
+    fit = fit_gru(items, offsets, 10, config, valid=(items, offsets), **QUIET)
     assert fit.best_epoch == 1 and fit.stopped_early and len(fit.history) == 3
 
 
@@ -140,10 +173,9 @@ def test_best_epoch_is_restored_and_patience_stops_training():
 )
 def test_losses_optimizers_and_bptt_windows_decrease_the_loss(settings):
     items, offsets = cycle_sessions(120, 12, seed=8)
-    support = np.bincount(items, minlength=12)
     defaults = {"layers": (16,), "batch_size": 16, "epochs": 4, "learning_rate": 0.02}
     config = GRU4RecConfig(**{**defaults, **settings})
-    fit = training.fit(items, offsets, 12, config, item_support=support, **QUIET)
+    fit = fit_gru(items, offsets, 12, config, **QUIET)
     losses = [row["loss"] for row in fit.history]
     assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0]
 
@@ -152,24 +184,20 @@ def test_fit_uses_ratings_when_enabled():
     items, offsets = random_sessions(30, 10, seed=9)
     ratings = np.random.default_rng(9).integers(1, 6, len(items)).astype(np.int8)
     config = GRU4RecConfig(layers=(4,), rating_dim=2, batch_size=4, epochs=1)
-    with_ratings = training.fit(items, offsets, 10, config, train_ratings=ratings, **QUIET)
-    flat = training.fit(items, offsets, 10, config, train_ratings=np.full_like(ratings, 3), **QUIET)
+    with_ratings = fit_gru(items, offsets, 10, config, train_ratings=ratings, **QUIET)
+    flat = fit_gru(items, offsets, 10, config, train_ratings=np.full_like(ratings, 3), **QUIET)
     assert with_ratings.history[0]["loss"] != flat.history[0]["loss"]
 
 
 def test_save_and_load_give_the_same_scores(tmp_path):
     items, offsets = random_sessions(5, 8, seed=10)
     ratings = np.random.default_rng(10).integers(1, 6, len(items)).astype(np.int8)
-    model = build_model(8, GRU4RecConfig(layers=(6, 4), rating_dim=2, dropout_hidden=0.3), seed=10)
-    path = training.save_model(model, tmp_path / "gru4rec.keras")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru4rec.keras"]
-    loaded = training.load_model(path)
-    np.testing.assert_array_equal(
-        training.rank_sessions(loaded, items, offsets, ratings=ratings),
-        training.rank_sessions(model, items, offsets, ratings=ratings),
-    )
-    histories = [items[:4], items[4:6]]
-    np.testing.assert_allclose(
-        training.score_histories(loaded, histories, [ratings[:4], ratings[4:6]]),
-        training.score_histories(model, histories, [ratings[:4], ratings[4:6]]),
-    )
+    config = GRU4RecConfig(layers=(6, 4), rating_dim=2, dropout_hidden=0.3)
+    model = GRU4Rec(config, build_model(8, config, seed=10))
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+    loaded = GRU4Rec.load(tmp_path, config)
+    sessions = as_sessions(items, offsets, ratings)
+    np.testing.assert_array_equal(loaded.rank(sessions), model.rank(sessions))
+    histories = Sessions.of_histories([items[:4], items[4:6]], [ratings[:4], ratings[4:6]])
+    np.testing.assert_allclose(loaded.score_next(histories), model.score_next(histories))

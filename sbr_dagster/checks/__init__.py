@@ -1,1 +1,0 @@
-"""Asset checks; the invariants themselves live in :mod:`sbr_dagster.core.validation`."""

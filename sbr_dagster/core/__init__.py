@@ -1,1 +1,0 @@
-"""Framework-free core: plain functions over Polars frames and NumPy arrays, testable without Dagster."""

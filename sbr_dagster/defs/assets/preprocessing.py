@@ -1,0 +1,124 @@
+"""Per session definition: sessions -> cleansed -> train/valid/test, under the key prefix ``<definition>``."""
+
+import dagster as dg
+import polars as pl
+
+from sbr_dagster.data import cleansing, schema, sessions, splitting, statistics
+from sbr_dagster.defs.assets import PREPROCESSING_TAGS
+from sbr_dagster.defs.assets.source import RATINGS_KEY
+from sbr_dagster.defs.metadata import flatten, session_plots, table_md
+from sbr_dagster.defs.resources import PreprocessingSettings
+from sbr_dagster.lake import layout
+
+
+def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
+    definition = sessions.parse_definition(name)
+
+    @dg.asset(
+        key=list(layout.definition_key(name, "sessions")),
+        ins={"ratings": dg.AssetIn(RATINGS_KEY)},
+        group_name=name,
+        kinds={"polars", "parquet"},
+        tags=PREPROCESSING_TAGS,
+        description=f"Events cut into sessions by `{name}`, low ratings removed per the rating policy.",
+    )
+    def sessions_asset(ratings: pl.DataFrame, preprocessing: PreprocessingSettings):
+        all_events = sessions.assign_sessions(ratings, definition.gap)
+        min_rating = sessions.rating_floor(definition, preprocessing.min_rating)
+        kept = sessions.apply_rating_policy(all_events, min_rating)
+        removed = {
+            "events": all_events.height - kept.height,
+            "sessions": all_events["session_id"].n_unique() - kept["session_id"].n_unique(),
+            "items": all_events["item_id"].n_unique() - kept["item_id"].n_unique(),
+        }
+        metadata = {
+            "definition": name,
+            "gap_seconds": definition.gap.total_seconds() if definition.gap else dg.MetadataValue.null(),
+            "min_rating": min_rating,
+            **flatten(statistics.session_stats(kept)),
+            **flatten(removed, "removed_by_rating_policy/"),
+            "plots": session_plots(kept, name),
+        }
+        return dg.Output(kept, metadata=metadata)
+
+    @dg.asset(
+        key=list(layout.definition_key(name, "cleansed")),
+        ins={"events": dg.AssetIn(list(layout.definition_key(name, "sessions")))},
+        group_name=name,
+        kinds={"polars", "parquet"},
+        tags=PREPROCESSING_TAGS,
+        description="Short sessions and rare items dropped, repeatedly, until nothing changes.",
+    )
+    def cleansed_asset(events: pl.DataFrame, preprocessing: PreprocessingSettings):
+        kept, rounds = cleansing.cleanse(
+            events,
+            min_session_length=preprocessing.min_session_length,
+            min_item_support=preprocessing.min_item_support,
+        )
+        report = pl.DataFrame(rounds)
+        metadata = {
+            "min_session_length": preprocessing.min_session_length,
+            "min_item_support": preprocessing.min_item_support,
+            "rounds": len(rounds),
+            **flatten(statistics.session_stats(kept)),
+            **flatten(
+                {col: int(report[col].sum()) for col in report.columns if col != "round"} if rounds else {},
+                "cleansing/",
+            ),
+            "cleansing_rounds": table_md(report) if rounds else "none",
+            "plots": session_plots(kept, f"{name} (cleansed)"),
+        }
+        return dg.Output(kept, metadata=metadata)
+
+    @dg.multi_asset(
+        name=f"{name}__split",
+        ins={"cleansed": dg.AssetIn(list(layout.definition_key(name, "cleansed")))},
+        outs={
+            part: dg.AssetOut(
+                key=list(layout.definition_key(name, part)),
+                group_name=name,
+                kinds={"polars", "parquet"},
+                tags=PREPROCESSING_TAGS,
+            )
+            for part in layout.SPLIT_TABLES
+        },
+        description="Time split: test = latest sessions, valid = those before; unseen items dropped.",
+    )
+    def split_asset(
+        context: dg.AssetExecutionContext, cleansed: pl.DataFrame, preprocessing: PreprocessingSettings
+    ):
+        result = splitting.split(
+            cleansed,
+            method=preprocessing.split_method,
+            test_days=preprocessing.test_days,
+            valid_days=preprocessing.valid_days,
+            test_fraction=preprocessing.test_fraction,
+            valid_fraction=preprocessing.valid_fraction,
+            min_session_length=preprocessing.min_session_length,
+        )
+        common = {
+            "split_method": result.method,
+            "valid_cutoff": str(result.valid_cutoff),
+            "test_cutoff": str(result.test_cutoff),
+            **flatten(result.report, "split/"),
+        }
+        context.log.info(f"{name}: split {common}")
+        for part in schema.SPLITS:
+            frame = getattr(result, part)
+            yield dg.Output(
+                frame,
+                output_name=part,
+                metadata={
+                    **common,
+                    "events": frame.height,
+                    "sessions": frame["session_id"].n_unique(),
+                    "items": frame["item_id"].n_unique(),
+                },
+            )
+        yield dg.Output(
+            result.item_index,
+            output_name=layout.ITEM_INDEX,
+            metadata={"items": result.item_index.height, **common},
+        )
+
+    return [sessions_asset, cleansed_asset, split_asset]

@@ -1,0 +1,1 @@
+"""Asset checks; the invariants themselves live in :mod:`sbr_dagster.data.validation`."""

@@ -1,0 +1,77 @@
+"""The whole pipeline: raw tables, one asset group per session definition, the sweep, and the jobs.
+
+One group of assets per session definition (``SBR_SESSION_DEFINITIONS``), sharing the raw tables,
+plus the ``experiments`` group: the sweep of ``experiments.yaml`` and its leaderboard.
+"""
+
+import dagster as dg
+
+from sbr_dagster import settings
+from sbr_dagster.defs.assets import PREPROCESSING_TAGS, source
+from sbr_dagster.defs.assets.experiments import GROUP as EXPERIMENTS_GROUP
+from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
+from sbr_dagster.defs.assets.modeling import modeling_assets
+from sbr_dagster.defs.assets.preprocessing import preprocessing_assets
+from sbr_dagster.defs.checks import evaluation as evaluation_checks
+from sbr_dagster.defs.checks import preprocessing as preprocessing_checks
+from sbr_dagster.defs.resources import default_resources
+from sbr_dagster.experiments.declarations import Experiment, load_experiments
+from sbr_dagster.lake import layout
+
+
+def build_definitions(
+    definition_names: tuple[str, ...] | None = None,
+    resources: dict[str, object] | None = None,
+    experiments: list[Experiment] | None = None,
+) -> dg.Definitions:
+    """The whole pipeline; arguments override the environment (definitions, resources, experiments)."""
+    names = definition_names or settings.definition_names()
+    experiments = load_experiments() if experiments is None else experiments
+    # Definitions only experiments use (e.g. a rating policy) get their tables, not a model of their own.
+    extra = tuple(dict.fromkeys(e.definition for e in experiments if e.definition not in names))
+
+    assets: list = source.raw_assets()
+    checks: list = preprocessing_checks.raw_checks()
+    for name in (*names, *extra):
+        assets += preprocessing_assets(name)
+        checks += preprocessing_checks.preprocessing_checks(name)
+    for name in names:
+        assets += modeling_assets(name)
+        checks += evaluation_checks.evaluation_checks(name)
+    if experiments:
+        assets += experiment_assets(experiments)
+        for experiment in experiments:
+            checks += evaluation_checks.evaluation_checks(
+                experiment.definition, prefix=prefix_of(experiment), beat_reference=()
+            )
+
+    experiments_group = dg.AssetSelection.groups(EXPERIMENTS_GROUP)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        resources={**default_resources(), **(resources or {})},
+        jobs=[
+            dg.define_asset_job(
+                "preprocess",
+                selection=dg.AssetSelection.tag(*next(iter(PREPROCESSING_TAGS.items()))),
+                description="Raw tables, sessions, cleansing and splits for every definition.",
+            ),
+            dg.define_asset_job(
+                "everything",
+                selection=dg.AssetSelection.groups(layout.RAW, *names),
+                description="Preprocess, train and evaluate every session definition (not the sweep).",
+            ),
+            dg.define_asset_job(
+                "sweep",
+                selection=experiments_group.upstream(),
+                description="Every experiment of experiments.yaml and the leaderboard.",
+            ),
+        ],
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def pipeline() -> dg.Definitions:
+    """What ``dg`` and ``dagster`` load: the pipeline for the environment's settings."""
+    return build_definitions()

@@ -1,0 +1,121 @@
+"""The sweep's leaderboard: one row per experiment, and in words what each single change did.
+
+A change "helped" only when the 95% interval of its difference excludes zero. Experiments on the
+same split are compared paired (same predictions, session bootstrap of the difference); across
+different splits (another session definition or rating policy) there is no pairing, so the two
+intervals are reported side by side and no verdict is claimed unless they do not overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from sbr_dagster.evaluation import metrics
+from sbr_dagster.evaluation.metrics_table import CI_COLUMNS
+from sbr_dagster.experiments.declarations import Experiment
+from sbr_dagster.training.trainer import SELECTION_K
+
+K = SELECTION_K  # the cut-off of every verdict: the one epochs and settings are chosen by
+
+
+def leaderboard_frame(
+    experiments: list[Experiment], metric_tables: dict[str, pl.DataFrame], summaries: dict[str, dict]
+) -> pl.DataFrame:
+    """One row per experiment: its settings, valid/test Recall@k and MRR@k (CIs at k=20), cost."""
+    rows = []
+    for experiment in experiments:
+        table = metric_tables[experiment.name].filter(pl.col("model") == experiment.model)
+        row = {
+            "experiment": experiment.name,
+            "definition": experiment.definition,
+            "model": experiment.model,
+            "change": experiment.change,
+            **{
+                name: "x".join(map(str, value)) if isinstance(value, list) else value
+                for name, value in experiment.config.to_dict().items()
+            },
+        }
+        for entry in table.iter_rows(named=True):
+            prefix = f"{entry['split']}_"
+            row[f"{prefix}recall_{entry['k']}"] = entry["recall"]
+            row[f"{prefix}mrr_{entry['k']}"] = entry["mrr"]
+            if entry["recall_ci_low"] is not None:
+                for col in CI_COLUMNS:
+                    row[f"{prefix}{col}_{entry['k']}"] = entry[col]
+            row[f"{prefix}n_predictions"] = entry["n_predictions"]
+        summary = summaries.get(experiment.name, {})
+        row |= {
+            "best_epoch": summary.get("best_epoch"),
+            "train_s": summary.get("wall_s"),
+            "train_events_per_s": summary.get("events_per_s"),
+        }
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None).sort(f"test_recall_{K}", descending=True)
+
+
+def findings(
+    experiments: list[Experiment],
+    board: pl.DataFrame,
+    test_ranks: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """For each experiment with ``compare_to``: the change in test Recall@20 / MRR@20 and a verdict.
+
+    ``test_ranks`` maps an experiment to (its model's ranks, session of each prediction) on its test split.
+    """
+    rows = []
+    by_name = {row["experiment"]: row for row in board.iter_rows(named=True)}
+    definition = {e.name: e.definition for e in experiments}
+    for experiment in experiments:
+        base = experiment.compare_to
+        if base is None or base not in by_name or experiment.name not in by_name:
+            continue
+        new, old = by_name[experiment.name], by_name[base]
+        paired = definition[base] == experiment.definition
+        entry = {
+            "experiment": experiment.name,
+            "compare_to": base,
+            "change": experiment.change,
+            "paired": paired,
+        }
+        for measure in ("recall", "mrr"):
+            delta = new[f"test_{measure}_{K}"] - old[f"test_{measure}_{K}"]
+            if paired:
+                (ranks_new, sessions), (ranks_old, _) = test_ranks[experiment.name], test_ranks[base]
+                low, high = metrics.difference_ci(
+                    ranks_new, ranks_old, sessions, K, n_boot=n_boot, seed=seed
+                )[measure]
+            else:
+                # No pairing: the difference of the two intervals' far ends bounds it conservatively.
+                low = new[f"test_{measure}_ci_low_{K}"] - old[f"test_{measure}_ci_high_{K}"]
+                high = new[f"test_{measure}_ci_high_{K}"] - old[f"test_{measure}_ci_low_{K}"]
+            entry |= {
+                f"delta_{measure}_{K}": delta,
+                f"delta_{measure}_ci_low": low,
+                f"delta_{measure}_ci_high": high,
+            }
+        entry["verdict"] = verdict(entry["delta_recall_ci_low"], entry["delta_recall_ci_high"])
+        entry["sentence"] = sentence(entry)
+        rows.append(entry)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "helped"
+    if high < 0:
+        return "hurt"
+    return "no clear difference"
+
+
+def sentence(entry: dict) -> str:
+    how = "paired on the same test predictions" if entry["paired"] else "different test sets, unpaired"
+    return (
+        f"{entry['experiment']} ({entry['change'] or 'change'}) vs {entry['compare_to']}: "
+        f"Recall@{K} {entry[f'delta_recall_{K}']:+.4f} [{entry['delta_recall_ci_low']:+.4f}, "
+        f"{entry['delta_recall_ci_high']:+.4f}], MRR@{K} {entry[f'delta_mrr_{K}']:+.4f} "
+        f"[{entry['delta_mrr_ci_low']:+.4f}, {entry['delta_mrr_ci_high']:+.4f}] ({how}): {entry['verdict']}."
+    )

@@ -1,0 +1,55 @@
+"""Where everything lives in the lake, in one place: every reader and writer asks here.
+
+A table is ``<root>/<key...>.parquet`` for its asset key, e.g. ``user/train`` ->
+``<root>/user/train.parquet``; a trained model is a folder, ``<root>/<prefix...>/<model name>/``,
+beside the metrics of its prefix (a session definition, or ``experiments/<experiment>``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sbr_dagster.data.schema import SPLITS
+from sbr_dagster.lake.files import as_path, is_remote
+
+Key = tuple[str, ...]
+
+RAW = "raw"
+RATINGS: Key = (RAW, "ratings")
+MOVIES: Key = (RAW, "movies")
+PREPROCESSED = ("sessions", "cleansed")  # per definition, before the split
+ITEM_INDEX = "item_index"
+SPLIT_TABLES = (*SPLITS, ITEM_INDEX)  # what one split writes, per definition
+METRICS = "metrics"
+RANKS = "ranks"  # every prediction's rank per model and split, beside the metrics
+SAMPLES = "sample_recommendations"
+EXPERIMENTS = "experiments"
+LEADERBOARD: Key = (EXPERIMENTS, "leaderboard")
+DOWNLOAD = (RAW, "download")  # the verified ml-1m.zip and its extraction
+STREAMING_SCRATCH = "streaming"  # partitions of a streaming run, removed when it ends
+
+
+def table_path(root: str | os.PathLike[str], key: Key) -> Path:
+    *folders, name = key
+    return as_path(root).joinpath(*folders, f"{name}.parquet")
+
+
+def definition_key(definition: str, table: str) -> Key:
+    return (definition, table)
+
+
+def experiment_prefix(experiment: str) -> Key:
+    return (EXPERIMENTS, experiment)
+
+
+def model_dir(root: str | os.PathLike[str], prefix: Key, model: str) -> Path:
+    return as_path(root).joinpath(*prefix, model)
+
+
+def download_dir(root: str | os.PathLike[str]) -> Path:
+    """Where the ML-1M archive is cached: in the lake when local, else a local temporary folder."""
+    if is_remote(root):
+        return Path(tempfile.gettempdir()) / "sbr_dagster_download"
+    return as_path(root).joinpath(*DOWNLOAD)

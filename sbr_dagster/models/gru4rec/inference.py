@@ -1,0 +1,92 @@
+"""GRU4Rec's full-ranking inference: every next event ranked inside the graph, and next-item scores.
+
+Each compiled call runs the GRU steps of a chunk of the session-parallel schedule in a graph loop,
+then scores all items for every live cell at once and ranks the targets there with
+``ranking.target_ranks``, so only one integer per prediction leaves TensorFlow. This module
+imports TensorFlow: ``model`` imports it when a network is used.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
+from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
+from sbr_dagster.models.ranking import target_ranks
+
+EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
+EVAL_BATCH = 512  # sessions side by side while ranking
+
+
+@functools.lru_cache(maxsize=4)  # a few networks at most stay alive through their compiled calls
+def _rank_chunk_fn(network: GRU4RecNetwork):
+    """The compiled ranking call of ``network``: GRU steps in a graph loop, then one batched scoring."""
+    cells, flags, states = network.chunk_signature()
+
+    def rank_chunk(inputs, targets, reset, mask, ratings, states):
+        outputs = tf.TensorArray(tf.float32, size=tf.shape(inputs)[0])
+        for t in tf.range(tf.shape(inputs)[0]):
+            output, states = network.advance(inputs[t], states, reset[t], ratings[t], False)
+            outputs = outputs.write(t, output)
+        scores = network.score_all(tf.boolean_mask(outputs.stack(), mask))
+        return states, target_ranks(scores, tf.boolean_mask(targets, mask), xp=ops)
+
+    return tf.function(rank_chunk, input_signature=[cells, cells, flags, flags, cells, states])
+
+
+def rank_sessions(
+    network: GRU4RecNetwork, sessions: Sessions, *, use_ratings: bool, batch_size: int = EVAL_BATCH
+) -> np.ndarray:
+    """Rank of every prediction's target among all items, in prediction order.
+
+    Each session starts from a zero hidden state.
+    """
+    items, offsets = sessions.items, sessions.offsets
+    schedule = session_parallel(offsets, batch_size, items=items, order="time")
+    rating_cells = cell_values(sessions.ratings if use_ratings else None, schedule.events)
+    positions = prediction_positions(schedule.events, offsets)
+    rank_chunk = _rank_chunk_fn(network)
+    ranks = np.zeros(sessions.n_predictions, dtype=np.int64)
+    states = network.initial_states(batch_size)
+    for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
+        rows = (slice(begin, end), slice(0, width))
+        states, chunk = rank_chunk(
+            schedule.inputs[rows], schedule.targets[rows], schedule.reset[rows], schedule.mask[rows],
+            rating_cells[rows], [h[:width] for h in states],
+        )  # fmt: skip
+        ranks[positions[rows][schedule.mask[rows]]] = chunk.numpy()
+    return ranks
+
+
+@functools.lru_cache(maxsize=4)
+def _last_states_fn(network: GRU4RecNetwork):
+    cells, flags, states = network.chunk_signature()
+
+    def last_states(inputs, ratings, live, states):
+        for t in tf.range(tf.shape(inputs)[0]):
+            _, stepped = network.step(inputs[t], states, ratings[t], training=False)
+            states = [tf.where(live[t][:, None], new, old) for new, old in zip(stepped, states, strict=True)]
+        return network.score_all(states[-1])
+
+    return tf.function(last_states, input_signature=[cells, cells, flags, states])
+
+
+def score_histories(network: GRU4RecNetwork, histories: Sessions, *, use_ratings: bool) -> np.ndarray:
+    """Next-item scores [n, n_items] after feeding each history from a zero state."""
+    lengths = np.diff(histories.offsets)
+    steps = int(lengths.max(initial=0))
+    live = np.arange(steps)[:, None] < lengths[None, :]
+    inputs = np.zeros((steps, histories.n_sessions), dtype=np.int32)
+    rating_cells = np.zeros_like(inputs)
+    inputs.T[live.T] = histories.items
+    if use_ratings:
+        rating_cells.T[live.T] = histories.ratings
+    scores = _last_states_fn(network)(
+        inputs, rating_cells, live, network.initial_states(histories.n_sessions)
+    )
+    return np.asarray(scores)

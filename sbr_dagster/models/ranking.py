@@ -1,0 +1,40 @@
+"""The one ranking rule: how any model's scores become the rank of a target.
+
+A rank is 1-based: the number of candidates the model puts at or above the target. A model may
+name its own order among equal scores (``tie_order``: the baselines fall back to popularity);
+candidates it still cannot tell from the target count against it, so a model that scores
+everything alike ranks every target last.
+
+The rule is written once with array functions that NumPy and ``keras.ops`` share, so the GRU's
+compiled ranking inside TensorFlow and the baselines' NumPy ranking are the same code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def target_ranks(scores, targets, tie_order=None, *, xp=np):
+    """Rank of ``targets[i]`` in row ``scores[i]`` (``xp``: ``numpy`` or ``keras.ops``).
+
+    ``tie_order[j]`` is item j's position among items of equal score (lower first), or None.
+    """
+    targets = xp.expand_dims(targets, 1)
+    target_scores = xp.take_along_axis(scores, targets, axis=1)
+    if tie_order is None:
+        at_least = xp.greater_equal(scores, target_scores)
+    else:
+        tied_first = xp.less_equal(xp.expand_dims(tie_order, 0), xp.take(tie_order, targets))
+        at_least = xp.logical_or(
+            xp.greater(scores, target_scores),
+            xp.logical_and(xp.equal(scores, target_scores), tied_first),
+        )
+    return xp.count_nonzero(at_least, axis=1)
+
+
+def popularity_order(popularity: np.ndarray) -> np.ndarray:
+    """``tie_order`` by popularity descending, then lower item_idx: a strict order, so no ties remain."""
+    order = np.argsort(-np.asarray(popularity), kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return rank

@@ -1,0 +1,92 @@
+"""The epoch policy every iterative model shares: validate, keep the best epoch, stop on patience.
+
+The trainer and the evaluator are separate (as in RecBole): a model only runs its epochs and
+reports each one; this module ranks the validation sessions through the model's own ``rank``,
+scores them with ``evaluation.metrics`` and decides. The best epoch has the highest validation
+``SELECTION`` metric (Recall@20, then MRR@20 to break a tie); its state is restored at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.evaluation.metrics import mrr_at, recall_at
+from sbr_dagster.models.base import Log, SessionModel
+
+SELECTION_K = 20
+VALID_RECALL = f"valid_recall_{SELECTION_K}"  # the selection metric, as a training-history column
+VALID_MRR = f"valid_mrr_{SELECTION_K}"  # its tie-breaker
+
+
+@dataclass
+class Training:
+    """What happened while fitting: one history row per epoch, and the epoch that was kept."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0  # 0: no epochs (a model fitted in one pass)
+    stopped_early: bool = False
+    wall_s: float = 0.0
+    events_per_s: float = float("nan")  # training events per second of training (validation excluded)
+    device: str = "CPU"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(self.history),
+            "stopped_early": self.stopped_early,
+            "wall_s": self.wall_s,
+            "events_per_s": self.events_per_s,
+            "device": self.device,
+        }
+
+
+def describe(row: dict[str, float]) -> str:
+    text = f"epoch {row['epoch']}: loss {row['loss']:.4f}, {row['events_per_s']:,.0f} events/s"
+    if VALID_RECALL in row:
+        text += f", valid Recall@{SELECTION_K} {row[VALID_RECALL]:.4f} MRR@{SELECTION_K} {row[VALID_MRR]:.4f}"
+    return text
+
+
+def fit(
+    model: SessionModel, train: Sessions, n_items: int, valid: Sessions | None = None, *, log: Log = print
+) -> Training:
+    """Fit ``model``; with ``valid``, keep its best validation epoch and stop after ``model.patience``."""
+    started = time.perf_counter()
+    result = Training(device=model.device)
+    best: dict = {"key": None, "state": None}
+
+    def after_epoch(row: dict[str, float]) -> bool:
+        epoch = int(row["epoch"])
+        if valid is not None:
+            ranks = model.rank(valid)
+            row[VALID_RECALL] = recall_at(ranks, SELECTION_K)
+            row[VALID_MRR] = mrr_at(ranks, SELECTION_K)
+        result.history.append(row)
+        log(describe(row))
+        if not np.isfinite(row["loss"]):
+            log(f"epoch {epoch}: loss is {row['loss']}; stopping (lower the learning rate)")
+            result.stopped_early = True
+            return True
+        key = (row.get(VALID_RECALL, epoch), row.get(VALID_MRR, 0.0))
+        if best["key"] is None or key > best["key"]:
+            best.update(key=key, state=model.snapshot())
+            result.best_epoch = epoch
+        elif epoch - result.best_epoch >= model.patience:
+            result.stopped_early = epoch < model.epochs
+            log(f"no better validation Recall@{SELECTION_K} for {model.patience} epochs; best epoch "
+                f"{result.best_epoch}")  # fmt: skip
+            return True
+        return False
+
+    model.fit(train, n_items, after_epoch=after_epoch, log=log)
+    if best["state"] is not None:
+        model.restore(best["state"])
+    seconds = sum(row["seconds"] for row in result.history)
+    events = sum(row["events"] for row in result.history)
+    result.events_per_s = events / seconds if seconds else float("nan")
+    result.wall_s = time.perf_counter() - started
+    return result

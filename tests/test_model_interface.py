@@ -1,0 +1,89 @@
+"""Every model of the registry keeps the interface's promises, so evaluation and serving need no branches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sbr_dagster.data.arrays import Sessions, prediction_index
+from sbr_dagster.models import registry
+from sbr_dagster.models.ranking import target_ranks
+from sbr_dagster.training import trainer
+
+N_ITEMS = 9
+SMALL = {"gru4rec": {"layers": [8], "batch_size": 4, "epochs": 2, "learning_rate": 0.02}}
+
+
+def walk(n_sessions: int, seed: int) -> Sessions:
+    """Sessions stepping through the items: item i is mostly followed by item i + 1."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 7, n_sessions)
+    starts = np.repeat(rng.integers(0, N_ITEMS, n_sessions), lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = ((starts + within) % N_ITEMS).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Sessions(items, offsets, rng.integers(1, 6, items.size).astype(np.int8), np.arange(n_sessions))
+
+
+@pytest.fixture(scope="module", params=list(registry.MODELS))
+def fitted(request):
+    name = request.param
+    model = registry.build(name, SMALL.get(name))
+    result = trainer.fit(model, walk(40, 0), N_ITEMS, walk(8, 1), log=lambda _: None)
+    return model, result
+
+
+def test_rank_covers_every_prediction_with_a_valid_rank(fitted):
+    model, _ = fitted
+    test = walk(12, 2)
+    ranks = model.rank(test)
+    assert ranks.shape == (test.n_predictions,)
+    assert ranks.min() >= 1 and ranks.max() <= N_ITEMS
+
+
+def test_rank_is_the_rule_applied_to_score_next_of_every_prefix(fitted):
+    """Both ways a model answers (ranking for evaluation, scores for recommendations) agree."""
+    model, _ = fitted
+    test = walk(10, 3)
+    session, event = prediction_index(test.offsets)
+    prefixes = Sessions.of_histories(
+        [test.items[test.offsets[s] : e] for s, e in zip(session, event, strict=True)],
+        [test.ratings[test.offsets[s] : e] for s, e in zip(session, event, strict=True)],
+    )
+    scores = model.score_next(prefixes)
+    assert scores.shape == (len(event), N_ITEMS)
+    np.testing.assert_array_equal(model.rank(test), target_ranks(scores, test.items[event], model.tie_order))
+
+
+def test_iterative_models_report_epochs_and_keep_the_best(fitted):
+    model, result = fitted
+    if model.epochs == 1:
+        assert result.history == [] and result.best_epoch == 0
+        return
+    assert 1 <= result.best_epoch <= len(result.history) <= model.epochs
+    best = max(result.history, key=lambda row: (row[trainer.VALID_RECALL], row[trainer.VALID_MRR]))
+    assert best["epoch"] == result.best_epoch
+
+
+def test_models_with_weights_save_and_load_them(fitted, tmp_path):
+    model, _ = fitted
+    if not model.has_weights:
+        with pytest.raises(NotImplementedError):
+            model.save(tmp_path)
+        return
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(model.weight_files)
+    loaded = registry.model_class(model.name).load(tmp_path, model.config)
+    test = walk(6, 4)
+    np.testing.assert_array_equal(loaded.rank(test), model.rank(test))
+
+
+def test_registry_builds_from_plain_settings_and_rejects_unknown_ones():
+    from sbr_dagster.errors import InputDataError
+
+    assert registry.build("sr", {"steps": 3}).config.steps == 3
+    with pytest.raises(InputDataError, match="sr settings.*stepz"):
+        registry.build("sr", {"stepz": 3})
+    with pytest.raises(InputDataError, match="unknown model 'nope'"):
+        registry.build("nope")
+    assert set(registry.TRAINED) | set(registry.BASELINES) == set(registry.MODELS)
