@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sbr",
         description="Session-based movie recommendation (GRU4Rec on MovieLens 1M).",
-        epilog="Models come from the Dagster pipeline: train one with `dg launch --assets '+gap_1h/gru4rec'`.",
+        epilog="Models come from the Dagster pipeline: train one with "
+        "`dg launch --assets '+gap_1h/gru4rec'`.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     recommend = commands.add_parser(

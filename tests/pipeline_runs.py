@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,10 @@ from sbr_dagster.defs.pipeline import build_definitions
 from sbr_dagster.defs.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
 
 CLI_LOG = "dagster.log"
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("pyproject.toml", "dagster.yaml")
+DG = Path(sys.executable).with_name("dg")
+DAGSTER = Path(sys.executable).with_name("dagster")
 
 
 def run_job(
@@ -57,13 +62,23 @@ def stray_temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob(".*") if p.name.endswith((".tmp", ".part", ".keras"))]
 
 
-def dagster_cli(
-    args: list[str], *, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str
-) -> subprocess.Popen:
-    """``dagster <args> -m sbr_dagster.definitions`` in a fresh process, configured the documented way.
+def project_copy(directory: Path) -> Path:
+    """A project root with the repository's own pyproject.toml and dagster.yaml, byte for byte.
 
-    Output goes to ``workdir / CLI_LOG``.
+    ``dg`` finds the project there and Dagster its instance config, so commands run in it as in
+    the repository, while the instance (``.dagster_home/``) stays the test's own.
     """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        shutil.copy(REPO / name, directory / name)
+    package = directory / "sbr_dagster"  # dg looks for the root module inside the project
+    if not package.exists():
+        package.symlink_to(REPO / "sbr_dagster", target_is_directory=True)
+    return directory
+
+
+def cli_env(*, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str) -> dict[str, str]:
+    """The environment of a documented command: one definition, a one-experiment sweep, no DAGSTER_HOME."""
     experiments = workdir / "experiments.yaml"  # one experiment on ``definition``: no extra definitions
     experiments.write_text(json.dumps({"experiments": [{"name": "only", "definition": definition}]}))
     environment = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
@@ -72,13 +87,20 @@ def dagster_cli(
         SBR_DATA_LAKE=str(lake_root),
         SBR_SESSION_DEFINITIONS=definition,
         SBR_EXPERIMENTS=str(experiments),
+        TF_CPP_MIN_LOG_LEVEL="2",
         **env,
     )
+    return environment
+
+
+def cli(
+    tool: str, args: list[str], *, data: Path, lake_root: Path, definition: str, workdir: Path, **env: str
+) -> subprocess.Popen:
+    """``dg <args>`` or ``dagster <args> -m sbr_dagster.definitions`` in a fresh process, run from
+    ``workdir`` made a ``project_copy``. Output goes to ``workdir / CLI_LOG``.
+    """
+    project_copy(workdir)
+    command = [str(DG), *args] if tool == "dg" else [str(DAGSTER), *args, "-m", "sbr_dagster.definitions"]
+    environment = cli_env(data=data, lake_root=lake_root, definition=definition, workdir=workdir, **env)
     with open(workdir / CLI_LOG, "wb") as log:  # the child keeps its own handle
-        return subprocess.Popen(
-            [sys.executable, "-m", "dagster", *args, "-m", "sbr_dagster.definitions"],
-            cwd=workdir,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        return subprocess.Popen(command, cwd=workdir, env=environment, stdout=log, stderr=subprocess.STDOUT)

@@ -60,7 +60,7 @@ def test_include_history_and_ratings(capsys, lake_root):
         (["--history", "100", "--k", "0"], "'0' is not a whole number >= 1"),
         (["--history", "100,5"], "not MovieLens 1M movies: 5"),
         (["--history", f"100,{UNSEEN_ID}"], "--skip-unseen"),
-        (["--history", "100", "--definition", "gap_1d"], "--select '+gap_1d/gru4rec'"),
+        (["--history", "100", "--definition", "gap_1d"], "dg launch --assets '+gap_1d/gru4rec'"),
     ],
 )
 def test_user_mistakes_end_in_one_error_line(capsys, lake_root, arguments, message):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from pipeline_runs import dagster_cli, lake_files, stray_temporaries
+from pipeline_runs import cli, lake_files, stray_temporaries
 from test_bad_input import run_preprocess
 
 from sbr_dagster.lake import files as lake
@@ -53,7 +53,8 @@ def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path)
     old = lake_files(root)
 
     for _ in range(3):
-        materialize = dagster_cli(
+        materialize = cli(
+            "dagster",
             ["asset", "materialize", "--select", SELECTION],
             data=new_data,
             lake_root=root,

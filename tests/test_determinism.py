@@ -1,6 +1,6 @@
 """Determinism: the same seed and data give the same bytes; another seed gives another training run.
 
-Each run is a whole ``dagster job execute -j everything`` (preprocess, tiny training, evaluation) in
+Each run is a whole ``dg launch --job everything`` (preprocess, tiny training, evaluation) in
 its own process on the CPU, with a different ``PYTHONHASHSEED`` for the two same-seed runs, so
 nothing may hang on set order, process state or thread timing. The three runs go concurrently.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from pipeline_runs import CLI_LOG, dagster_cli
+from pipeline_runs import CLI_LOG, cli
 
 DEFINITION = "gap_1h"
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
@@ -60,8 +60,9 @@ def runs(ml1m_like_dir, tmp_path_factory) -> dict[str, Path]:
         )
         processes[name] = (
             workdir,
-            dagster_cli(
-                ["job", "execute", "-j", "everything", "-c", str(run_config)],
+            cli(
+                "dg",
+                ["launch", "--job", "everything", "-c", str(run_config)],
                 data=ml1m_like_dir,
                 lake_root=workdir / "lake",
                 definition=DEFINITION,

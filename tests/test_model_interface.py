@@ -82,7 +82,7 @@ def test_registry_builds_from_plain_settings_and_rejects_unknown_ones():
     from sbr_dagster.errors import InputDataError
 
     assert registry.build("sr", {"steps": 3}).config.steps == 3
-    with pytest.raises(InputDataError, match="sr settings.*stepz"):
+    with pytest.raises(InputDataError, match=r"sr settings.*stepz"):
         registry.build("sr", {"stepz": 3})
     with pytest.raises(InputDataError, match="unknown model 'nope'"):
         registry.build("nope")

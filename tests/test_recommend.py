@@ -197,13 +197,14 @@ def test_unseen_movies_can_be_skipped_with_a_warning(recommender):
 
 def test_missing_model_names_the_asset_to_materialize(lake_root):
     with pytest.raises(
-        InputDataError, match=r"--select '\+gap_1d/gru4rec'.*trained models in .*: gap_1h, user"
+        InputDataError,
+        match=r"dg launch --assets '\+gap_1d/gru4rec'.*trained models in .*: gap_1h/gru4rec, user/gru4rec",
     ):
         load_recommender("gap_1d", lake_root=lake_root)
 
 
 def test_missing_movies_table_names_the_asset(tmp_path):
-    with pytest.raises(InputDataError, match=r"no movies table.*--select raw/movies"):
+    with pytest.raises(InputDataError, match=r"no movies table.*dg launch --assets 'raw/movies'"):
         load_recommender(DEFINITION, lake_root=tmp_path)
 
 

@@ -1,15 +1,15 @@
-"""The Dagster UI, used as a person uses it: ``dagster dev`` after a run, opened in headless Chromium.
+"""The Dagster UI, used as a person uses it: ``dg dev`` after a ``dg launch``, opened in headless Chromium.
 
-One definition (gap_1h) is materialized on generated data with a tiny model into a temporary lake
-and ``DAGSTER_HOME``; ``dagster dev`` then serves that instance, and the browser must show the
-pipeline's assets and the metrics the run recorded. Screenshots go to ``SBR_UI_SCREENSHOT_DIR``
+In a copy of the project's root files (its pyproject.toml and dagster.yaml, no DAGSTER_HOME), one
+definition (gap_1h) is materialized on generated data with a tiny model by the README's main
+command; ``dg dev``, started afterwards, serves the project's instance, and the browser must show
+the pipeline's assets and the metrics the run recorded. Screenshots go to ``SBR_UI_SCREENSHOT_DIR``
 (CI keeps them) or the test's temporary folder.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 import ui_helpers as ui
 import yaml
+from pipeline_runs import project_copy
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = "gap_1h"
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 ASSET_KEYS = [
@@ -37,20 +37,25 @@ pytestmark = [
 
 
 @pytest.fixture
-def pipeline_env(ml1m_like_dir, tmp_path) -> dict[str, str]:
-    """The environment both the run and ``dagster dev`` see: one definition, a tiny sweep, temp dirs."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # telemetry off
-    experiments = tmp_path / "experiments.yaml"
+def project(ml1m_like_dir, tmp_path) -> Path:
+    """A project root with the repository's pyproject.toml and dagster.yaml, as a new user has it."""
+    return project_copy(tmp_path / "project")
+
+
+@pytest.fixture
+def pipeline_env(ml1m_like_dir, project) -> dict[str, str]:
+    """The environment both the run and ``dg dev`` see: one definition, a tiny sweep, temp dirs."""
+    experiments = project / "experiments.yaml"
     experiments.write_text(
-        yaml.safe_dump({"defaults": TINY, "experiments": [{"name": "tiny", "definition": DEFINITION}]})
+        yaml.safe_dump(
+            {"defaults": {"gru4rec": TINY}, "experiments": [{"name": "tiny", "definition": DEFINITION}]}
+        )
     )
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
     return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
+        **env,
         "SBR_ML1M_DIR": str(ml1m_like_dir),
-        "SBR_DATA_LAKE": str(tmp_path / "lake"),
+        "SBR_DATA_LAKE": str(project / "lake"),
         "SBR_SESSION_DEFINITIONS": DEFINITION,
         "SBR_EXPERIMENTS": str(experiments),
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -58,9 +63,9 @@ def pipeline_env(ml1m_like_dir, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def materialized(pipeline_env, tmp_path) -> dict[str, str]:
-    """``dagster job execute`` of the main job, recorded in the instance the UI will serve."""
-    run_config = tmp_path / "run.yaml"
+def materialized(pipeline_env, project) -> dict[str, str]:
+    """The README's main command, ``dg launch --job everything``, recorded in the project's instance."""
+    run_config = project / "run.yaml"
     run_config.write_text(
         yaml.safe_dump(
             {
@@ -71,10 +76,9 @@ def materialized(pipeline_env, tmp_path) -> dict[str, str]:
             }
         )
     )
-    command = [str(ui.DAGSTER), "job", "execute", "-m", "sbr_dagster.definitions", "-j", "everything"]
     result = subprocess.run(
-        [*command, "-c", str(run_config)],
-        cwd=ROOT,
+        [str(ui.DG), "launch", "--job", "everything", "-c", str(run_config)],
+        cwd=project,
         env=pipeline_env,
         capture_output=True,
         text=True,
@@ -87,8 +91,9 @@ def materialized(pipeline_env, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(materialized, tmp_path):
-    dev = ui.DagsterDev(ROOT, materialized, tmp_path / "dagster_dev.log")
+def server(materialized, project, tmp_path):
+    """``dg dev`` started afresh in the project, after the run's process has exited."""
+    dev = ui.DagsterDev(project, materialized, tmp_path / "dg_dev.log")
     try:
         yield dev
     finally:
@@ -149,5 +154,5 @@ def test_ui_shows_the_pipeline_and_its_metrics(server, materialized, screenshot_
 
     session = server.session_id
     server.stop()
-    assert not server.killed, f"dagster dev ignored SIGINT; SIGKILL needed for {server.killed}"
-    assert not ui.session_pids(session), "dagster dev left processes behind"
+    assert not server.killed, f"dg dev ignored SIGINT; SIGKILL needed for {server.killed}"
+    assert not ui.session_pids(session), "dg dev left processes behind"

@@ -1,9 +1,9 @@
-"""Driving the Dagster UI as a person does: ``dagster dev`` on a loopback port, headless Chromium.
+"""Driving the Dagster UI as a person does: ``dg dev`` on a loopback port, headless Chromium.
 
-``dagster dev`` ignores SIGTERM when started without job control, so it runs in a session of its
-own and is stopped through its process group: SIGINT (its Ctrl-C path, which shuts the webserver,
-daemon and code servers down), then SIGKILL after a grace period. Processes are found by session
-id, so a child that left the process group is still seen.
+``dg dev`` runs ``dagster dev``, which ignores SIGTERM when started without job control, so it runs
+in a session of its own and is stopped through its process group: SIGINT (its Ctrl-C path, which
+shuts the webserver, daemon and code servers down), then SIGKILL after a grace period. Processes
+are found by session id, so a child that left the process group is still seen.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ CHROMIUM_FLAGS = (
 )
 WINDOW = (1600, 1200)
 DAGSTER = Path(sys.executable).with_name("dagster")
+DG = Path(sys.executable).with_name("dg")
+ASSETS_QUERY = (
+    "{ assetsOrError { __typename ... on AssetConnection { nodes { key { path }"
+    " assetMaterializations(limit: 1) { runId metadataEntries { label } } } } } }"
+)
 LOCATION_QUERY = (
     "{ workspaceOrError { __typename ... on Workspace { locationEntries"
     " { name loadStatus locationOrLoadError { __typename } } } } }"
@@ -110,10 +115,10 @@ def pids_with_argument(text: str) -> list[int]:
 
 
 class DagsterDev:
-    """``dagster dev`` run from ``cwd`` like the README says, bound to 127.0.0.1 on a free port."""
+    """``dg dev`` (or ``dagster dev``) run from ``cwd`` like the README says, on 127.0.0.1 and a free port."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], log_path: Path):
-        self.cwd, self.env, self.log_path = cwd, env, log_path
+    def __init__(self, cwd: Path, env: dict[str, str], log_path: Path, command: tuple[Path, ...] = (DG,)):
+        self.cwd, self.env, self.log_path, self.command = cwd, env, log_path, command
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -126,7 +131,7 @@ class DagsterDev:
                     sys.executable,
                     "-c",
                     WITH_SIGINT,
-                    str(DAGSTER),
+                    *map(str, self.command),
                     "dev",
                     "--host",
                     "127.0.0.1",
@@ -163,6 +168,16 @@ class DagsterDev:
         answer = self._get("/graphql", {"query": LOCATION_QUERY}) or {}
         workspace = (answer.get("data") or {}).get("workspaceOrError") or {}
         return workspace.get("locationEntries") or []
+
+    def materializations(self) -> dict[str, list[str]]:
+        """Asset key -> metadata labels of its latest materialization, for every asset the UI lists."""
+        answer = self._get("/graphql", {"query": ASSETS_QUERY}) or {}
+        nodes = ((answer.get("data") or {}).get("assetsOrError") or {}).get("nodes") or []
+        return {
+            "/".join(node["key"]["path"]): [entry["label"] for entry in latest[0]["metadataEntries"]]
+            for node in nodes
+            if (latest := node["assetMaterializations"])
+        }
 
     def location_names(self) -> list[str]:
         return [entry["name"] for entry in self._location_entries()]
