@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -25,26 +26,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() also takes other scripts' digits
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as an int when it is a plain whole number, else None (never raises)."""
+    text = text.strip()
+    if not _WHOLE.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() accepts
+        return None
+
+
 def _int_list(what: str):
     def parse(text: str) -> list[int]:
         if not text.strip():
             raise argparse.ArgumentTypeError(f"is empty: give comma-separated {what}, e.g. 1193,661")
         parts = [p.strip() for p in text.split(",")]
-        bad = [p for p in parts if not p.lstrip("+-").isdigit()]
+        numbers = [_whole_number(p) for p in parts]
+        bad = [p for p, n in zip(parts, numbers, strict=True) if n is None]
         if bad:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a comma-separated list of {what} ({', '.join(repr(b) for b in bad)} "
                 "is not a whole number)"
             )
-        return [int(p) for p in parts]
+        return numbers
 
     return parse
 
 
 def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
+    number = _whole_number(text)
+    if number is None or number < 1 or text.strip().startswith(("+", "-")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return int(text)
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Models come from the Dagster pipeline: train one with "
         "`dg launch --assets '+gap_1h/gru4rec'`.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
     recommend = commands.add_parser(
         "recommend",
         help="recommend the next movies after a history of watched movies",
@@ -138,11 +155,25 @@ def format_table(recommendations) -> str:
     )
 
 
+def _check_argument(option: str, check, value: str) -> None:
+    """Run a catalog ``check`` on an option's value; its complaint names the option."""
+    from sbr_dagster.errors import InputDataError
+
+    try:
+        check(value)
+    except InputDataError as error:
+        raise UsageError(f"argument {option}: {error}") from None
+
+
 def _recommend(args: argparse.Namespace) -> int:
     from sbr_dagster.models import registry
-    from sbr_dagster.serving.catalog import load_recommender
+    from sbr_dagster.serving.catalog import check_definition, check_model, load_recommender
 
-    model = args.model or registry.PRIMARY
+    model = args.model if args.model is not None else registry.PRIMARY
+    _check_argument("--definition", check_definition, args.definition)
+    _check_argument("--model", check_model, model)
+    if args.lake is not None and not args.lake.strip():
+        raise UsageError("argument --lake: is empty: give the data lake directory, or leave --lake out")
     warnings: list[str] = []
     with _tensorflow_quiet():
         recommender = load_recommender(args.definition, lake_root=args.lake, model=model)
@@ -169,14 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USER_ERROR
         return _recommend(args)
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     except (UsageError, InputDataError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = " ".join(str(error).splitlines())  # one line, even if a path holds a newline
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

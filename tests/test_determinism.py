@@ -15,12 +15,14 @@ import polars as pl
 import pytest
 from pipeline_runs import CLI_LOG, cli
 
+from sbr_dagster.lake import layout
+
 DEFINITION = "gap_1h"
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 TABLES = [
     "raw/ratings.parquet",
     "raw/movies.parquet",
-    *(f"{DEFINITION}/{t}.parquet" for t in ("sessions", "cleansed", "train", "valid", "test", "item_index")),
+    *(str(layout.table_path(".", (DEFINITION, t))) for t in ("sessions", "cleansed", *layout.SPLIT_TABLES)),
 ]
 RESULTS = [
     f"{DEFINITION}/metrics.parquet",

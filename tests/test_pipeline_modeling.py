@@ -6,6 +6,7 @@ from pipeline_runs import checks_by_name, run_job
 
 from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA
 from sbr_dagster.experiments.declarations import parse_experiments
+from sbr_dagster.lake import layout
 
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 
@@ -36,7 +37,7 @@ def test_training_and_evaluation_assets(trained):
     assert dict(metrics.schema) == METRICS_SCHEMA
     assert set(metrics["model"]) == {"gru4rec", "pop", "markov", "sr", "item_knn"}
     assert set(metrics["split"]) == {"valid", "test"}
-    test = pl.read_parquet(lake_root / "gap_1h" / "test.parquet")
+    test = pl.read_parquet(layout.table_path(lake_root, ("gap_1h", "test")))
     assert (
         metrics.filter(pl.col("split") == "test")["n_predictions"]
         == test.height - test["session_id"].n_unique()
@@ -119,7 +120,7 @@ def test_real_ml1m_small_model_beats_popularity(real_ml1m_dir, tmp_path):
         for row in metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20)).iter_rows(named=True)
     }
     assert at20["gru4rec"] > at20["pop"]
-    test = pl.read_parquet(tmp_path / "user" / "test.parquet")
+    test = pl.read_parquet(layout.table_path(tmp_path, ("user", "test")))
     assert metrics["n_predictions"].filter(metrics["split"] == "test").unique().to_list() == [
         test.height - test["session_id"].n_unique()
     ]

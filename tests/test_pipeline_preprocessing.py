@@ -11,6 +11,7 @@ from pipeline_runs import run_job
 
 from sbr_dagster.data import schema
 from sbr_dagster.errors import InputDataError
+from sbr_dagster.lake import layout
 
 DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 
@@ -37,11 +38,11 @@ def test_materializes_every_table_for_every_definition(ml1m_like_dir, tmp_path):
     assert (tmp_path / "raw" / "movies.parquet").is_file()
     for name in DEFINITIONS:
         for table in ("sessions", "cleansed", "train", "valid", "test", "item_index"):
-            path = tmp_path / name / f"{table}.parquet"
+            path = layout.table_path(tmp_path, (name, table))
             assert path.is_file(), path
-        train = pl.read_parquet(tmp_path / name / "train.parquet")
+        train = pl.read_parquet(layout.table_path(tmp_path, (name, "train")))
         assert dict(train.schema) == schema.SPLIT
-        test = pl.read_parquet(tmp_path / name / "test.parquet")
+        test = pl.read_parquet(layout.table_path(tmp_path, (name, "test")))
         assert set(test["item_id"].unique()) <= set(train["item_id"].unique())
 
 
@@ -69,7 +70,7 @@ def test_fraction_split_is_selectable_per_run(ml1m_like_dir, tmp_path):
     assert result.success
     assert_all_checks_passed(result)
     sessions = {
-        part: pl.read_parquet(tmp_path / "gap_1h" / f"{part}.parquet")["session_id"].n_unique()
+        part: pl.read_parquet(layout.table_path(tmp_path, ("gap_1h", part)))["session_id"].n_unique()
         for part in ("train", "valid", "test")
     }
     assert sessions["test"] > 0.1 * sum(sessions.values())
@@ -102,5 +103,5 @@ def test_real_ml1m_preprocessing(real_ml1m_dir, tmp_path):
     assert_all_checks_passed(result)
     ratings = result.asset_materializations_for_node("raw__ratings")[0].metadata
     assert ratings["ratings"].value == 1_000_209
-    train = pl.read_parquet(tmp_path / "user" / "train.parquet")
+    train = pl.read_parquet(layout.table_path(tmp_path, ("user", "train")))
     assert train.height > 900_000

@@ -69,11 +69,40 @@ def cleanse(
     something: round, events_removed, sessions_removed, items_removed.
     """
     check_thresholds(min_session_length, min_item_support)
-    report = []
+    original, report = sessions, []
     while True:
         items = supported_items(item_support(sessions), min_item_support)
         kept = cleansing_round(sessions, items, min_session_length)
         if kept.height == sessions.height:
+            fail_if_nothing_left(original, kept.height, min_session_length, min_item_support)
             return kept, report
         report.append(round_report(len(report) + 1, sizes(sessions), sizes(kept)))
         sessions = kept
+
+
+def fail_if_nothing_left(
+    sessions: pl.DataFrame, kept: int, min_session_length: int, min_item_support: int
+) -> None:
+    """Nothing left after cleansing is an error that names its real cause, found in the input sessions.
+
+    Shared with the streaming path, which passes a sample of whole sessions (any part of them tells
+    the same story when every session is too short).
+    """
+    if kept:
+        return
+    if sessions.height == 0:
+        raise InputDataError("there are no events to cleanse: the rating policy or the data left none.")
+    lengths = sessions.group_by("session_id").len()["len"]
+    short = float((lengths < min_session_length).mean())
+    if short == 1.0:
+        raise InputDataError(
+            f"{short:.0%} of the {lengths.len():,} sessions have fewer than {min_session_length} events "
+            f"(the longest has {lengths.max()}), so nothing can be predicted: use a session definition "
+            "that cuts less (a longer gap, or 'user'), or keep more ratings."
+        )
+    raise InputDataError(
+        f"cleansing removed every event: min_item_support={min_item_support} and "
+        f"min_session_length={min_session_length} leave nothing ({short:.0%} of sessions are shorter; the "
+        f"most-rated item has {item_support(sessions)['support'].max():,} events). Lower them in the "
+        "preprocessing settings (resources.preprocessing.config)."
+    )

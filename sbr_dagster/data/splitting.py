@@ -267,6 +267,16 @@ def _finish(
     )
 
 
+def check_settings(
+    method: object, *, test_days: object, valid_days: object, test_fraction: object, valid_fraction: object
+) -> None:
+    """Every split knob, whichever method is used: a wrong one fails before anything is written."""
+    if method not in _KNOBS:
+        raise InputDataError(f"unknown split method {method!r}: use {' or '.join(map(repr, _KNOBS))}.")
+    check_days(test_days, valid_days)
+    _check_fractions(test_fraction, valid_fraction)
+
+
 def split(
     cleansed: pl.DataFrame,
     method: Literal["days", "fraction"] = "days",

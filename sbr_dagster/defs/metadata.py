@@ -1,5 +1,6 @@
 """Turning statistics, tables and charts into Dagster metadata people can read and chart in the UI."""
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from sbr_dagster.data import statistics
+from sbr_dagster.lake import files
 from sbr_dagster.reports import markdown, plots
 
 
@@ -29,6 +31,14 @@ def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = str(value)
     return flat
+
+
+def table_output(frame: pl.DataFrame, metadata: Mapping[str, Any]) -> dg.Output[pl.DataFrame]:
+    """A table for the lake, versioned by its content: re-building the same rows marks nothing stale."""
+    with warnings.catch_warnings():  # data versions are a beta API of Dagster; it works as documented
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        version = dg.DataVersion(files.fingerprint(frame))
+        return dg.Output(frame, metadata=dict(metadata), data_version=version)
 
 
 def table_md(frame: pl.DataFrame) -> dg.MetadataValue:

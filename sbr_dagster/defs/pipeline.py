@@ -53,7 +53,9 @@ def build_definitions(
         jobs=[
             dg.define_asset_job(
                 "preprocess",
-                selection=dg.AssetSelection.tag(*next(iter(PREPROCESSING_TAGS.items()))),
+                # Only the definitions asked for: those only experiments use are built by the sweep.
+                selection=dg.AssetSelection.tag(*next(iter(PREPROCESSING_TAGS.items())))
+                & dg.AssetSelection.groups(layout.RAW, *names),
                 description="Raw tables, sessions, cleansing and splits for every definition.",
             ),
             dg.define_asset_job(

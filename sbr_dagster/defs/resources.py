@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster import settings
-from sbr_dagster.data import source
+from sbr_dagster.data import cleansing, source, splitting
 from sbr_dagster.lake import files, layout
 
 
@@ -21,6 +21,9 @@ class DataLake(dg.ConfigurableResource):
 
     def table_path(self, key: dg.AssetKey | layout.Key) -> Path:
         return layout.table_path(self.root, tuple(key.path if isinstance(key, dg.AssetKey) else key))
+
+    def split_dir(self, definition: str) -> Path:
+        return layout.split_dir(self.root, definition)
 
     def model_dir(self, prefix: layout.Key, model: str) -> Path:
         return layout.model_dir(self.root, prefix, model)
@@ -71,6 +74,17 @@ class PreprocessingSettings(dg.ConfigurableResource):
     valid_days: float = 30.0
     test_fraction: float = 0.1
     valid_fraction: float = 0.1
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Every knob is checked when the run starts, before any asset writes a table."""
+        cleansing.check_thresholds(self.min_session_length, self.min_item_support)
+        splitting.check_settings(
+            self.split_method,
+            test_days=self.test_days,
+            valid_days=self.valid_days,
+            test_fraction=self.test_fraction,
+            valid_fraction=self.valid_fraction,
+        )
 
 
 def default_resources() -> dict[str, object]:

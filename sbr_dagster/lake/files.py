@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import os
 import shutil
 import tempfile
@@ -217,6 +218,13 @@ def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], object]
 def write_parquet(frame: pl.DataFrame, target: str | os.PathLike[str]) -> Path:
     """Write ``frame`` as Parquet atomically; statistics on, zstd compression, deterministic bytes."""
     return write_atomic(target, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+
+
+def fingerprint(frame: pl.DataFrame) -> str:
+    """A digest of a table's schema and rows, in order: equal tables, equal digests (a data version)."""
+    digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
+    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def read_parquet(path: str | os.PathLike[str]) -> pl.DataFrame:

@@ -1,8 +1,11 @@
 """Where everything lives in the lake, in one place: every reader and writer asks here.
 
-A table is ``<root>/<key...>.parquet`` for its asset key, e.g. ``user/train`` ->
-``<root>/user/train.parquet``; a trained model is a folder, ``<root>/<prefix...>/<model name>/``,
-beside the metrics of its prefix (a session definition, or ``experiments/<experiment>``).
+A table is ``<root>/<key...>.parquet`` for its asset key, e.g. ``user/cleansed`` ->
+``<root>/user/cleansed.parquet``, except that the four tables of a split, which only make sense
+together, share one folder that is replaced as a whole: ``user/train`` ->
+``<root>/user/split/train.parquet``. A trained model is a folder too,
+``<root>/<prefix...>/<model name>/``, beside the metrics of its prefix (a session definition, or
+``experiments/<experiment>``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ RATINGS: Key = (RAW, "ratings")
 MOVIES: Key = (RAW, "movies")
 PREPROCESSED = ("sessions", "cleansed")  # per definition, before the split
 ITEM_INDEX = "item_index"
-SPLIT_TABLES = (*SPLITS, ITEM_INDEX)  # what one split writes, per definition
+SPLIT_TABLES = (*SPLITS, ITEM_INDEX)  # what one split writes, per definition, as one unit
+SPLIT_DIR = "split"
 METRICS = "metrics"
 RANKS = "ranks"  # every prediction's rank per model and split, beside the metrics
 SAMPLES = "sample_recommendations"
@@ -33,7 +37,14 @@ STREAMING_SCRATCH = "streaming"  # partitions of a streaming run, removed when i
 
 def table_path(root: str | os.PathLike[str], key: Key) -> Path:
     *folders, name = key
+    if len(folders) == 1 and name in SPLIT_TABLES:
+        folders.append(SPLIT_DIR)
     return as_path(root).joinpath(*folders, f"{name}.parquet")
+
+
+def split_dir(root: str | os.PathLike[str], definition: str) -> Path:
+    """The folder of ``definition``'s ``SPLIT_TABLES``: written by one directory swap."""
+    return as_path(root).joinpath(definition, SPLIT_DIR)
 
 
 def definition_key(definition: str, table: str) -> Key:

@@ -16,9 +16,9 @@ import polars as pl
 import pydantic
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.defs.assets import MODELING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.source import MOVIES_KEY
-from sbr_dagster.defs.metadata import flatten, table_md
+from sbr_dagster.defs.metadata import flatten, table_md, table_output
 from sbr_dagster.defs.resources import DataLake
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation.evaluate import evaluate
@@ -77,6 +77,7 @@ def training_asset(
         group_name=group,
         kinds={"tensorflow", "keras"},
         tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
         description=description or f"{model} trained on `{definition}` (best validation epoch kept).",
     )
     def train_asset(
@@ -154,6 +155,7 @@ def modeling_assets(
         group_name=group,
         kinds={"tensorflow", "parquet"},
         tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
         description=f"Recall@k / MRR@k of {evaluated} on `{definition}` valid and test, full ranking, "
         "95% bootstrap CIs.",
     )
@@ -191,9 +193,9 @@ def modeling_assets(
             for measure in ("recall", "mrr")
         }
         by_split = {name: metrics.filter(pl.col("split") == name) for name in splits}
-        return dg.Output(
+        return table_output(
             metrics,
-            metadata={
+            {
                 **flatten(numbers),
                 **{f"n_predictions/{name}": sessions.n_predictions for name, sessions in splits.items()},
                 **flatten(result.predictions_per_s, "predictions_per_s/"),
@@ -218,6 +220,7 @@ def modeling_assets(
         group_name=group,
         kinds={"tensorflow"},
         tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
         description=f"Top-{SAMPLE_K} lists for real test sessions beside the movie watched next, "
         "to judge by eye.",
     )

@@ -4,11 +4,12 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import cleansing, schema, sessions, splitting, statistics
-from sbr_dagster.defs.assets import PREPROCESSING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_TAGS
 from sbr_dagster.defs.assets.source import RATINGS_KEY
-from sbr_dagster.defs.metadata import flatten, session_plots, table_md
-from sbr_dagster.defs.resources import PreprocessingSettings
-from sbr_dagster.lake import layout
+from sbr_dagster.defs.metadata import flatten, session_plots, table_md, table_output
+from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.lake import files, layout
 
 
 def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
@@ -20,6 +21,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         group_name=name,
         kinds={"polars", "parquet"},
         tags=PREPROCESSING_TAGS,
+        code_version=CODE_VERSION,
         description=f"Events cut into sessions by `{name}`, low ratings removed per the rating policy.",
     )
     def sessions_asset(ratings: pl.DataFrame, preprocessing: PreprocessingSettings):
@@ -39,7 +41,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
             **flatten(removed, "removed_by_rating_policy/"),
             "plots": session_plots(kept, name),
         }
-        return dg.Output(kept, metadata=metadata)
+        return table_output(kept, metadata)
 
     @dg.asset(
         key=list(layout.definition_key(name, "cleansed")),
@@ -47,14 +49,18 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         group_name=name,
         kinds={"polars", "parquet"},
         tags=PREPROCESSING_TAGS,
+        code_version=CODE_VERSION,
         description="Short sessions and rare items dropped, repeatedly, until nothing changes.",
     )
     def cleansed_asset(events: pl.DataFrame, preprocessing: PreprocessingSettings):
-        kept, rounds = cleansing.cleanse(
-            events,
-            min_session_length=preprocessing.min_session_length,
-            min_item_support=preprocessing.min_item_support,
-        )
+        try:
+            kept, rounds = cleansing.cleanse(
+                events,
+                min_session_length=preprocessing.min_session_length,
+                min_item_support=preprocessing.min_item_support,
+            )
+        except InputDataError as error:
+            raise InputDataError(f"{name}: {error}") from None
         report = pl.DataFrame(rounds)
         metadata = {
             "min_session_length": preprocessing.min_session_length,
@@ -68,24 +74,30 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
             "cleansing_rounds": table_md(report) if rounds else "none",
             "plots": session_plots(kept, f"{name} (cleansed)"),
         }
-        return dg.Output(kept, metadata=metadata)
+        return table_output(kept, metadata)
 
     @dg.multi_asset(
         name=f"{name}__split",
         ins={"cleansed": dg.AssetIn(list(layout.definition_key(name, "cleansed")))},
-        outs={
-            part: dg.AssetOut(
-                key=list(layout.definition_key(name, part)),
+        specs=[
+            dg.AssetSpec(
+                list(layout.definition_key(name, part)),
+                deps=[list(layout.definition_key(name, "cleansed"))],
                 group_name=name,
                 kinds={"polars", "parquet"},
                 tags=PREPROCESSING_TAGS,
+                code_version=CODE_VERSION,
             )
             for part in layout.SPLIT_TABLES
-        },
-        description="Time split: test = latest sessions, valid = those before; unseen items dropped.",
+        ],
+        description="Time split: test = latest sessions, valid = those before; unseen items dropped. "
+        "The four tables are replaced as one unit.",
     )
     def split_asset(
-        context: dg.AssetExecutionContext, cleansed: pl.DataFrame, preprocessing: PreprocessingSettings
+        context: dg.AssetExecutionContext,
+        cleansed: pl.DataFrame,
+        preprocessing: PreprocessingSettings,
+        lake: DataLake,
     ):
         result = splitting.split(
             cleansed,
@@ -103,22 +115,32 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
             **flatten(result.report, "split/"),
         }
         context.log.info(f"{name}: split {common}")
-        for part in schema.SPLITS:
-            frame = getattr(result, part)
-            yield dg.Output(
-                frame,
-                output_name=part,
-                metadata={
-                    **common,
+        tables = {part: getattr(result, part) for part in schema.SPLITS}
+        tables[layout.ITEM_INDEX] = result.item_index
+        # One directory swap: a reader never sees a new train beside an old test or item index.
+        directory = lake.split_dir(name)
+        with files.atomic_directory(directory) as staging:
+            for part, frame in tables.items():
+                files.write_parquet(frame, staging / lake.table_path((name, part)).name)
+        for part, frame in tables.items():
+            sizes = (
+                {"items": frame.height}
+                if part == layout.ITEM_INDEX
+                else {
                     "events": frame.height,
                     "sessions": frame["session_id"].n_unique(),
                     "items": frame["item_id"].n_unique(),
-                },
+                }
             )
-        yield dg.Output(
-            result.item_index,
-            output_name=layout.ITEM_INDEX,
-            metadata={"items": result.item_index.height, **common},
-        )
+            yield dg.MaterializeResult(
+                asset_key=list(layout.definition_key(name, part)),
+                metadata={
+                    "path": dg.MetadataValue.path(str(lake.table_path((name, part)))),
+                    "rows": frame.height,
+                    **common,
+                    **sizes,
+                },
+                data_version=dg.DataVersion(files.fingerprint(frame)),
+            )
 
     return [sessions_asset, cleansed_asset, split_asset]

@@ -4,25 +4,27 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import parsing, source
-from sbr_dagster.defs.assets import PREPROCESSING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_TAGS
+from sbr_dagster.defs.metadata import table_output
 from sbr_dagster.defs.resources import DataLake, MovieLensSource
 from sbr_dagster.lake import layout
 
 RATINGS_KEY = dg.AssetKey(list(layout.RATINGS))
 MOVIES_KEY = dg.AssetKey(list(layout.MOVIES))
+RAW = {"group_name": layout.RAW, "kinds": {"polars", "parquet"}, "tags": PREPROCESSING_TAGS}
 
 
 def raw_assets() -> list[dg.AssetsDefinition]:
-    @dg.asset(key=RATINGS_KEY, group_name=layout.RAW, kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
+    @dg.asset(key=RATINGS_KEY, code_version=CODE_VERSION, **RAW)
     def ratings(context: dg.AssetExecutionContext, movielens: MovieLensSource, lake: DataLake):
         """Every rating of ratings.dat with its line number (the tie-breaker for equal timestamps)."""
         directory = movielens.locate(cache_dir=lake.download_dir())
         path = directory / "ratings.dat"
         frame, duplicates = parsing.drop_duplicate_ratings(parsing.read_ratings(path))
         context.log.info(f"parsed {frame.height:,} ratings from {path}")
-        return dg.Output(
+        return table_output(
             frame,
-            metadata={
+            {
                 "source_file": dg.MetadataValue.path(str(path)),
                 "source_md5": source.md5_of(path),
                 "ratings": frame.height,
@@ -34,13 +36,11 @@ def raw_assets() -> list[dg.AssetsDefinition]:
             },
         )
 
-    @dg.asset(key=MOVIES_KEY, group_name=layout.RAW, kinds={"polars", "parquet"}, tags=PREPROCESSING_TAGS)
+    @dg.asset(key=MOVIES_KEY, code_version=CODE_VERSION, **RAW)
     def movies(movielens: MovieLensSource, lake: DataLake) -> dg.Output[pl.DataFrame]:
         """Titles, years and genres, for people reading recommendations."""
         path = movielens.locate(cache_dir=lake.download_dir()) / "movies.dat"
         frame = parsing.read_movies(path)
-        return dg.Output(
-            frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height}
-        )
+        return table_output(frame, {"source_file": dg.MetadataValue.path(str(path)), "movies": frame.height})
 
     return [ratings, movies]

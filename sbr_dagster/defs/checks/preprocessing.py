@@ -31,7 +31,11 @@ def raw_checks() -> list[dg.AssetChecksDefinition]:
         asset=RATINGS_KEY, blocking=True, description="Dtypes and no nulls in the parsed ratings."
     )
     def ratings_schema(ratings: pl.DataFrame) -> dg.AssetCheckResult:
-        return result(schema.schema_errors(ratings, schema.RATINGS) + validation.null_problems(ratings))
+        return result(
+            validation.empty_problems(ratings, "the ratings table")
+            + schema.schema_errors(ratings, schema.RATINGS)
+            + validation.null_problems(ratings)
+        )
 
     @dg.asset_check(
         asset=RATINGS_KEY,
@@ -76,7 +80,8 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
     )
     def cleansing_thresholds(cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
         return result(
-            schema.schema_errors(cleansed, schema.SESSIONS)
+            validation.empty_problems(cleansed, "the cleansed table")
+            + schema.schema_errors(cleansed, schema.SESSIONS)
             + validation.null_problems(cleansed)
             + validation.session_length_problems(cleansed, preprocessing.min_session_length)
             + validation.item_support_problems(cleansed, preprocessing.min_item_support)
@@ -95,7 +100,8 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         problems = []
         for part, frame in {"train": train, "valid": valid, "test": test}.items():
             found = (
-                schema.schema_errors(frame, schema.SPLIT)
+                validation.empty_problems(frame, "the table")
+                + schema.schema_errors(frame, schema.SPLIT)
                 + validation.null_problems(frame)
                 + validation.session_length_problems(frame, preprocessing.min_session_length)
             )
