@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
 from sbr_dagster.defs.pipeline import build_definitions
 from sbr_dagster.defs.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+from sbr_dagster.errors import InputDataError
 
 CLI_LOG = "dagster.log"
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +34,7 @@ def run_job(
     run_config: dict | None = None,
     **settings,
 ) -> dg.ExecuteInProcessResult:
-    """Execute ``job`` in process; an asset's exception propagates as raised (e.g. ``InputDataError``)."""
+    """Execute ``job`` in process; an asset's or a resource's ``InputDataError`` propagates as raised."""
     movielens = data if isinstance(data, MovieLensSource) else MovieLensSource(local_dir=str(data))
     data_lake = DataLake(root=str(lake_root))
     defs = build_definitions(
@@ -44,9 +47,14 @@ def run_job(
         },
         experiments=list(experiments),
     )
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), run_config=run_config or {}
-    )
+    try:
+        return defs.resolve_job_def(job).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), run_config=run_config or {}
+        )
+    except dg.DagsterResourceFunctionError as error:  # a setting rejected when the run started
+        if isinstance(error.__cause__, InputDataError):
+            raise error.__cause__ from None
+        raise
 
 
 def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -104,3 +112,20 @@ def cli(
     environment = cli_env(data=data, lake_root=lake_root, definition=definition, workdir=workdir, **env)
     with open(workdir / CLI_LOG, "wb") as log:  # the child keeps its own handle
         return subprocess.Popen(command, cwd=workdir, env=environment, stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def ui_instance(project: Path) -> Iterator[dg.DagsterInstance]:
+    """The instance ``dg dev`` / ``dagster dev`` open in ``project`` with DAGSTER_HOME unset."""
+    from dagster._cli.utils import get_possibly_temporary_instance_for_cli
+
+    home = os.environ.pop("DAGSTER_HOME", None)
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        with get_possibly_temporary_instance_for_cli("the UI") as instance:
+            yield instance
+    finally:
+        os.chdir(cwd)
+        if home is not None:
+            os.environ["DAGSTER_HOME"] = home

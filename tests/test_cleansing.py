@@ -63,10 +63,22 @@ def test_keeps_schema_and_order_and_clean_data_untouched():
     assert letters(kept) == ["abc", "cab", "bca"]
 
 
-def test_everything_removed_gives_an_empty_frame():
-    kept, report = cleansing.cleanse(sessions_of(["ab", "cd"]), min_item_support=2)
-    assert kept.height == 0
-    assert report[0]["sessions_removed"] == 2
+def test_everything_removed_names_the_thresholds_that_did_it():
+    with pytest.raises(InputDataError) as caught:
+        cleansing.cleanse(sessions_of(["ab", "cd"]), min_item_support=2)
+    message = str(caught.value)
+    assert message.startswith("cleansing removed every event: min_item_support=2 and min_session_length=2")
+    assert "the most-rated item has 1 events" in message and "resources.preprocessing.config" in message
+
+
+def test_only_single_event_sessions_name_the_session_definition_as_the_cause():
+    with pytest.raises(InputDataError, match=r"100% of the 3 sessions have fewer than 2 events.*cuts less"):
+        cleansing.cleanse(sessions_of(["a", "b", "c"]), min_item_support=1)
+
+
+def test_no_events_at_all_is_its_own_error():
+    with pytest.raises(InputDataError, match="no events to cleanse"):
+        cleansing.cleanse(sessions_of(["ab"]).head(0))
 
 
 @pytest.mark.parametrize(

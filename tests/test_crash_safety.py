@@ -19,6 +19,7 @@ from pipeline_runs import cli, lake_files, stray_temporaries
 from test_bad_input import run_preprocess
 
 from sbr_dagster.lake import files as lake
+from sbr_dagster.lake import layout
 from sbr_dagster.testing import synthetic
 
 SELECTION = ",".join(
@@ -27,16 +28,21 @@ SELECTION = ",".join(
 )
 
 
-def kill_during_write(process: subprocess.Popen, directory: Path, timeout_s: float = 180) -> Path | None:
-    """SIGKILL ``process`` as soon as a temporary file shows up in ``directory``; return that file.
-
-    None when the process ended (or the time ran out) before a write was caught.
+def kill_during_write(
+    process: subprocess.Popen, directory: Path, timeout_s: float = 180, prefix: str = ""
+) -> Path | None:
+    """SIGKILL ``process`` as soon as a temporary file (``prefix``: a staging folder whose name starts
+    so) shows up in ``directory``; return it. None when the process ended (or the time ran out) first.
     """
     deadline = time.monotonic() + timeout_s
     caught = None
+
+    def temporary(name: str) -> bool:
+        return name.startswith(prefix) if prefix else name.endswith(".tmp")
+
     while caught is None and process.poll() is None and time.monotonic() < deadline:
         if directory.is_dir():
-            caught = next((Path(e.path) for e in os.scandir(directory) if e.name.endswith(".tmp")), None)
+            caught = next((Path(e.path) for e in os.scandir(directory) if temporary(e.name)), None)
         if caught is None:
             time.sleep(0.001)
     process.kill()  # SIGKILL: no cleanup handler runs
@@ -131,3 +137,36 @@ def test_directory_is_replaced_as_a_whole(tmp_path):
         raise RuntimeError("killed")
     assert contents() == {"model.keras": b"new"}
     assert [p.name for p in tmp_path.iterdir()] == ["gru4rec"]
+
+
+def test_killed_inside_the_split_leaves_the_old_split_whole_and_rerun_writes_the_new_one(tmp_path):
+    """The four split tables are one unit: a kill while they are written leaves the old four."""
+    old_data = synthetic.write_ml1m_like(tmp_path / "old", n_users=60, n_items=80, seed=1)
+    new_data = synthetic.write_ml1m_like(tmp_path / "new", n_users=10_000, n_items=2_000, seed=2)
+    root = tmp_path / "lake"
+    assert run_preprocess(root, old_data).success
+    old = lake_files(root)
+    split = [str(layout.table_path(".", ("user", part))) for part in layout.SPLIT_TABLES]
+    staging = f".{layout.SPLIT_DIR}."  # the folder the new split is written into before the swap
+
+    for _ in range(3):
+        materialize = cli(
+            "dagster",
+            ["asset", "materialize", "--select", SELECTION],
+            data=new_data,
+            lake_root=root,
+            definition="user",
+            workdir=tmp_path,
+        )
+        if kill_during_write(materialize, root / "user", prefix=staging) is not None:
+            break
+    else:
+        pytest.fail("the materialization was never caught while writing the split")
+
+    after_kill = lake_files(root)
+    assert run_preprocess(root, new_data).success
+    new = lake_files(root)
+    assert all(new[name] != old[name] for name in split if not name.endswith("item_index.parquet"))
+    seen = {name: after_kill.get(name) for name in split}
+    assert seen in ({name: old[name] for name in split}, {name: new[name] for name in split}), "a mix"
+    assert not [name for name in new if f"/{staging}" in f"/{name}"], "the staging folder was removed"

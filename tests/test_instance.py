@@ -9,15 +9,12 @@ of the main job materialized with its metadata, and every asset check's passing 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 
 import dagster as dg
 import pytest
 import ui_helpers as ui
-from dagster._cli.utils import get_possibly_temporary_instance_for_cli
-from pipeline_runs import CLI_LOG, cli, cli_env
+from pipeline_runs import CLI_LOG, cli, cli_env, ui_instance
 
 from sbr_dagster.defs.pipeline import build_definitions
 
@@ -54,21 +51,6 @@ def project(ml1m_like_dir, tmp_path_factory):
         "dagster", ["asset", "materialize", "--select", modeled, "-c", str(run_config)], workdir, **paths
     )
     return workdir, paths, outputs
-
-
-@contextlib.contextmanager
-def ui_instance(workdir):
-    """The instance ``dagster dev`` / ``dg dev`` open in ``workdir`` with DAGSTER_HOME unset."""
-    home = os.environ.pop("DAGSTER_HOME", None)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        with get_possibly_temporary_instance_for_cli("the UI") as instance:
-            yield instance
-    finally:
-        os.chdir(cwd)
-        if home is not None:
-            os.environ["DAGSTER_HOME"] = home
 
 
 def everything_job():

@@ -105,3 +105,32 @@ def test_sessionize_definition_rating_wins_over_fallback():
     frame = ratings([(1, 10, 5, 0), (1, 11, 3, 10), (1, 12, 4, 20)])
     assert sessions.sessionize(frame, sessions.parse_definition("user_r5"), 3)["item_id"].to_list() == [10]
     assert sessions.sessionize(frame, sessions.parse_definition("user"), 4)["item_id"].to_list() == [10, 12]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gap_99999999999999999999d",  # too large for a timedelta: was a raw OverflowError
+        "gap_999999999d_r4",
+        "gap_36526d",  # one day past the largest gap
+        "gap_876601h",
+        "gap_3155760001s",
+        "gap_" + "9" * 5_000 + "m",  # too many digits for int()
+    ],
+)
+def test_absurd_gap_names_the_definition_and_the_largest_gap(name):
+    with pytest.raises(InputDataError) as caught:
+        sessions.parse_definition(name)
+    message = str(caught.value)
+    assert message.startswith(f"session definition {name[:40]!r}")
+    assert "has a gap longer than the largest allowed gap, gap_36525d (100 years)" in message
+    assert "'user' for one session per user" in message
+    assert len(message) < 250
+
+
+def test_largest_gap_and_leading_zeros_are_accepted():
+    assert sessions.parse_definition("gap_36525d").gap == sessions.MAX_GAP == timedelta(days=36_525)
+    assert sessions.parse_definition("gap_876600h").gap == sessions.MAX_GAP
+    assert sessions.parse_definition("gap_0030m").gap == timedelta(minutes=30)
+    with pytest.raises(InputDataError, match="unknown session definition 'gap_000m'"):
+        sessions.parse_definition("gap_000m")

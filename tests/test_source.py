@@ -1,8 +1,10 @@
 import functools
 import hashlib
 import http.server
+import os
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +146,86 @@ def test_http_error_names_url_and_env_var(tmp_path, served):
     assert f"{base}/missing.zip" in str(caught.value)
     assert "SBR_ML1M_DIR" in str(caught.value)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def dataset_error(directory) -> str:
+    with pytest.raises(InputDataError) as caught:
+        source.locate_ml1m(str(directory), directory.parent / "cache")
+    text = str(caught.value)
+    assert "\n" not in text
+    assert "SBR_ML1M_DIR" in text
+    return text
+
+
+WHERE = "(from SBR_ML1M_DIR / local_dir)"
+
+
+def test_local_dir_that_is_a_file(tmp_path):
+    archive = tmp_path / "ml-1m.zip"
+    archive.write_bytes(b"PK\x03\x04")
+    assert dataset_error(archive) == (
+        f"MovieLens 1M directory {archive} {WHERE} is a file, not a directory. If it is the ml-1m.zip "
+        "archive, extract it. Set SBR_ML1M_DIR to the extracted ml-1m directory holding ratings.dat and "
+        "movies.dat, or unset it to download the data set."
+    )
+
+
+def test_local_dir_that_is_a_dangling_symlink(tmp_path):
+    link = tmp_path / "ml-1m"
+    link.symlink_to(tmp_path / "moved" / "ml-1m")
+    assert dataset_error(link).startswith(
+        f"MovieLens 1M directory {link} {WHERE} is a broken symbolic link: it points to "
+        f"{tmp_path / 'moved' / 'ml-1m'}, which does not exist. Fix the link "
+        f"(ln -sfn <real directory> {link}), or set SBR_ML1M_DIR"
+    )
+
+
+def test_local_dir_that_is_a_symlink_loop(tmp_path):
+    link = tmp_path / "ml-1m"
+    link.symlink_to(link)
+    assert f"MovieLens 1M directory {link} {WHERE} is a symbolic link loop" in dataset_error(link)
+
+
+def test_local_dir_without_permission(tmp_path, monkeypatch):
+    """Root reads any directory, so ``os.access`` answers as it would for another user."""
+    (tmp_path / "ratings.dat").write_bytes(RATINGS)
+    (tmp_path / "movies.dat").write_bytes(MOVIES)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert dataset_error(tmp_path).startswith(
+        f"MovieLens 1M directory {tmp_path} {WHERE} cannot be read: permission denied. Give this user read "
+        f"permission (chmod u+rx {tmp_path}), or set SBR_ML1M_DIR"
+    )
+
+
+@pytest.mark.parametrize("name", ["ratings.dat", "movies.dat"])
+def test_data_file_that_is_a_directory(tmp_path, name):
+    (tmp_path / "ratings.dat").write_bytes(RATINGS)
+    (tmp_path / "movies.dat").write_bytes(MOVIES)
+    (tmp_path / name).unlink()
+    (tmp_path / name).mkdir()
+    assert dataset_error(tmp_path).startswith(
+        f"MovieLens 1M directory {tmp_path} {WHERE}: its {name} is a directory, not a file. Put the real "
+        f"{name} file there instead, or set SBR_ML1M_DIR"
+    )
+
+
+def test_data_file_that_is_a_dangling_symlink_or_unreadable(tmp_path, monkeypatch):
+    (tmp_path / "ratings.dat").write_bytes(RATINGS)
+    (tmp_path / "movies.dat").symlink_to("/nowhere/movies.dat")
+    assert dataset_error(tmp_path).startswith(
+        f"MovieLens 1M directory {tmp_path} {WHERE}: its movies.dat is a broken symbolic link: it points to "
+        "/nowhere/movies.dat, which does not exist."
+    )
+    (tmp_path / "movies.dat").unlink()
+    (tmp_path / "movies.dat").write_bytes(MOVIES)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "ratings.dat")
+    assert dataset_error(tmp_path).startswith(
+        f"MovieLens 1M directory {tmp_path} {WHERE}: its ratings.dat cannot be read: permission denied."
+    )
+
+
+def test_a_broken_file_is_named_before_a_missing_one(tmp_path):
+    (tmp_path / "movies.dat").mkdir()  # ratings.dat missing as well
+    assert "its movies.dat is a directory" in dataset_error(tmp_path)
+    (tmp_path / "movies.dat").rmdir()
+    assert "lacks ratings.dat, movies.dat." in dataset_error(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 
 from sbr_dagster.data import cleansing, parsing, schema, sessions, splitting, streaming
 from sbr_dagster.errors import InputDataError
+from sbr_dagster.lake import layout
 from sbr_dagster.testing import synthetic
 
 DEFINITIONS = ("gap_1h", "user_r4")
@@ -66,6 +68,11 @@ def lake_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")}
 
 
+def table(root: Path, definition: str, name: str) -> Path:
+    """Where the lake keeps ``definition``'s table ``name``: asked of ``layout``, as the pipeline does."""
+    return layout.table_path(root, layout.definition_key(definition, name))
+
+
 @pytest.mark.parametrize("partition_events", [10**9, 400])
 def test_streaming_tables_equal_the_in_memory_pipeline(ratings_dat, expected, tmp_path, partition_events):
     summary = streaming.preprocess_streaming(
@@ -81,14 +88,13 @@ def test_streaming_tables_equal_the_in_memory_pipeline(ratings_dat, expected, tm
     assert ratings.equals(expected["ratings"])
     for name in DEFINITIONS:
         want = expected[name]
-        folder = tmp_path / name
-        assert pl.read_parquet(folder / "sessions.parquet").equals(want["sessions"])
-        assert pl.read_parquet(folder / "cleansed.parquet").equals(want["cleansed"])
+        assert pl.read_parquet(table(tmp_path, name, "sessions")).equals(want["sessions"])
+        assert pl.read_parquet(table(tmp_path, name, "cleansed")).equals(want["cleansed"])
         assert summary[name]["cleansing_rounds"] == want["rounds"]
         split = want["split"]
         for part in schema.SPLITS:
-            assert pl.read_parquet(folder / f"{part}.parquet").equals(getattr(split, part)), (name, part)
-        assert pl.read_parquet(folder / "item_index.parquet").equals(split.item_index)
+            assert pl.read_parquet(table(tmp_path, name, part)).equals(getattr(split, part)), (name, part)
+        assert pl.read_parquet(table(tmp_path, name, "item_index")).equals(split.item_index)
         assert (summary[name]["valid_cutoff"], summary[name]["test_cutoff"]) == (
             split.valid_cutoff,
             split.test_cutoff,
@@ -130,17 +136,17 @@ def test_split_drops_the_same_unpredictable_events_across_partitions(tmp_path):
     )
     assert summary["partitions"] == len(spec)
     for part in schema.SPLITS:
-        assert pl.read_parquet(tmp_path / "lake" / "user" / f"{part}.parquet").equals(getattr(want, part))
-    assert pl.read_parquet(tmp_path / "lake" / "user" / "item_index.parquet").equals(want.item_index)
+        assert pl.read_parquet(table(tmp_path / "lake", "user", part)).equals(getattr(want, part))
+    assert pl.read_parquet(table(tmp_path / "lake", "user", "item_index")).equals(want.item_index)
     assert summary["user"]["final"] == want.report["final"]
 
 
 def test_writes_only_the_lake_tables_and_leaves_no_temporary_files(ratings_dat, tmp_path):
     streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **SETTINGS)
-    tables = {"sessions", "cleansed", "train", "valid", "test", "item_index"}
-    assert lake_files(tmp_path) == {"raw", "raw/ratings.parquet", "gap_1h"} | {
-        f"gap_1h/{table}.parquet" for table in tables
-    }
+    names = ("sessions", "cleansed", "train", "valid", "test", "item_index")
+    files = {table(tmp_path, "gap_1h", name).relative_to(tmp_path) for name in names}
+    folders = {parent for path in files for parent in path.parents if parent != Path(".")}
+    assert lake_files(tmp_path) == {"raw", "raw/ratings.parquet"} | {str(p) for p in files | folders}
 
 
 def test_partitions_left_by_a_killed_run_are_removed(ratings_dat, tmp_path):
@@ -152,7 +158,7 @@ def test_partitions_left_by_a_killed_run_are_removed(ratings_dat, tmp_path):
     (leftover / "sessions-00000.arrow").write_bytes(b"half a partition")
     streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], **SETTINGS)
     assert not leftover.exists()
-    assert (tmp_path / "gap_1h" / "test.parquet").is_file()
+    assert table(tmp_path, "gap_1h", "test").is_file()
 
 
 def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_dat, tmp_path):
@@ -169,14 +175,13 @@ def test_failure_leaves_earlier_tables_untouched_and_no_temporary_files(ratings_
 def test_nothing_left_after_cleansing_is_the_in_memory_split_error(ratings_dat, tmp_path):
     too_strict = {**SETTINGS, "min_item_support": 10_000}
     with pytest.raises(InputDataError) as in_memory:
-        eager_sessions = sessions.sessionize(
-            parsing.read_ratings(ratings_dat), sessions.parse_definition("gap_1h")
-        )
-        splitting.split_by_days(cleansing.cleanse(eager_sessions, 3, 10_000)[0])
+        ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(ratings_dat))
+        eager_sessions = sessions.sessionize(ratings, sessions.parse_definition("gap_1h"))
+        cleansing.cleanse(eager_sessions, too_strict["min_session_length"], too_strict["min_item_support"])
     with pytest.raises(InputDataError) as partitioned:
         streaming.preprocess_streaming(ratings_dat, tmp_path, ["gap_1h"], partition_events=500, **too_strict)
     assert str(partitioned.value) == str(in_memory.value)
-    assert "no sessions are left after cleansing" in str(partitioned.value)
+    assert "cleansing removed every event: min_item_support=10000" in str(partitioned.value)
 
 
 @pytest.mark.parametrize(
@@ -241,8 +246,43 @@ def test_real_movielens_tables_equal_the_in_memory_pipeline(real_ml1m_dir, tmp_p
     for name in sessions.DEFAULT_DEFINITIONS:
         cleansed, rounds = cleansing.cleanse(sessions.sessionize(ratings, sessions.parse_definition(name)))
         split = splitting.split_by_days(cleansed)
-        assert pl.read_parquet(tmp_path / name / "cleansed.parquet").equals(cleansed)
+        assert pl.read_parquet(table(tmp_path, name, "cleansed")).equals(cleansed)
         assert summary[name]["cleansing_rounds"] == rounds
         for part in schema.SPLITS:
-            assert pl.read_parquet(tmp_path / name / f"{part}.parquet").equals(getattr(split, part))
-        assert pl.read_parquet(tmp_path / name / "item_index.parquet").equals(split.item_index)
+            assert pl.read_parquet(table(tmp_path, name, part)).equals(getattr(split, part))
+        assert pl.read_parquet(table(tmp_path, name, "item_index")).equals(split.item_index)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "problem"),
+    [
+        (4102444800, "timestamp 4102444800 (2100-01-01 00:00:00 UTC) is after the latest plausible time"),
+        (0, "timestamp 0 (1970-01-01 00:00:00 UTC) is before the earliest plausible time 1995-01-01"),
+    ],
+)
+def test_implausible_timestamp_gets_the_in_memory_readers_message(tmp_path, timestamp, problem):
+    path = tmp_path / "ratings.dat"
+    path.write_text(f"1::10::5::978300760\n1::11::3::978300761\n2::10::4::{timestamp}\n")
+    window = {"latest": datetime(2020, 1, 1, tzinfo=UTC)}
+    with pytest.raises(InputDataError) as in_memory:
+        parsing.read_ratings(path, **window)
+    with pytest.raises(InputDataError) as streamed:
+        streaming.preprocess_streaming(path, tmp_path / "lake", **window)
+    assert str(streamed.value) == str(in_memory.value)
+    assert str(streamed.value).startswith(f"{path}, line 3: {problem}")
+    assert lake_files(tmp_path / "lake") == set()
+    # By default the latest plausible time is now.
+    with pytest.raises(InputDataError, match=r"\(the time of this run\)" if timestamp else "earliest_rating"):
+        streaming.preprocess_streaming(path, tmp_path / "lake")
+
+
+def test_window_keywords_widen_the_streaming_reader_as_the_in_memory_one(tmp_path):
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::5::1\n1::11::3::4102444800\n2::10::4::978300762\n")
+    window = {"earliest": datetime(1970, 1, 1, tzinfo=UTC), "latest": datetime(2101, 1, 1, tzinfo=UTC)}
+    summary = streaming.preprocess_streaming(path, tmp_path / "lake", definitions=(), **window)
+    assert summary["lines"] == 3
+    ratings = pl.read_parquet(tmp_path / "lake" / "raw" / "ratings.parquet")
+    assert ratings.equals(parsing.read_ratings(path, **window))
+    with pytest.raises(InputDataError, match="latest_rating must be a timezone-aware datetime"):
+        streaming.preprocess_streaming(path, tmp_path / "lake", latest=datetime(2101, 1, 1))

@@ -18,9 +18,11 @@ from sbr_dagster.errors import InputDataError
 
 DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 GRAMMAR = "'user' or 'gap_<N><s|m|h|d>' (N >= 1), optionally followed by '_r<K>' with K in 1..5"
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _NAME = re.compile(r"(?:user|gap_(?P<n>\d+)(?P<unit>[smhd]))(?:_r(?P<k>[1-5]))?")
 _EVENT_ORDER = ("user_id", "timestamp", "line")
+# A longer pause is not a session boundary but a typo, and far beyond what ``timedelta`` can hold.
+MAX_GAP = timedelta(days=36_525)  # 100 years
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,23 @@ class SessionDefinition:
 def parse_definition(name: str) -> SessionDefinition:
     """``user``, ``gap_30m``, ``gap_1d_r4``, ... -> a definition; anything else is a user error."""
     match = _NAME.fullmatch(name)
-    if match is None or (match["n"] is not None and int(match["n"]) < 1):
+    digits = (match["n"] or "").lstrip("0") if match else ""
+    if match is None or (match["n"] is not None and not digits):
         raise InputDataError(
             f"unknown session definition {name!r}: expected {GRAMMAR}, e.g. gap_30m or user_r4."
         )
-    gap = timedelta(**{_UNITS[match["unit"]]: int(match["n"])}) if match["n"] else None
+    gap = None
+    if digits:
+        # Compare digit counts first: int() refuses numbers past 4,300 digits, timedelta past 10^9 days.
+        max_seconds = int(MAX_GAP.total_seconds())
+        seconds = int(digits) * _UNIT_SECONDS[match["unit"]] if len(digits) <= 15 else max_seconds + 1
+        if seconds > max_seconds:
+            shown = repr(name) if len(name) <= 60 else f"{name[:40]!r}... ({len(name):,} characters)"
+            raise InputDataError(
+                f"session definition {shown} has a gap longer than the largest allowed gap, "
+                f"gap_{MAX_GAP.days}d (100 years): use a shorter gap, or 'user' for one session per user."
+            )
+        gap = timedelta(seconds=seconds)
     return SessionDefinition(name=name, gap=gap, min_rating=int(match["k"]) if match["k"] else None)
 
 
@@ -57,6 +71,13 @@ def assign_sessions(ratings: pl.DataFrame, gap: timedelta | None) -> pl.DataFram
         (starts.cum_sum() - 1).cast(pl.Int32).alias("session_id"),
         *schema.RATINGS,
     )
+
+
+def check_min_rating(min_rating: object) -> None:
+    if isinstance(min_rating, bool) or not isinstance(min_rating, int) or not 1 <= min_rating <= 5:
+        raise InputDataError(
+            f"min_rating must be a whole number of stars in 1..5 (1 keeps every rating); got {min_rating!r}."
+        )
 
 
 def apply_rating_policy(sessions: pl.DataFrame, min_rating: int | None) -> pl.DataFrame:

@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from sbr_dagster.data import parsing
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake.files import atomic_path, ensure_directory, remove_stale, temporary_prefix
 from sbr_dagster.settings import ENV_ML1M_DIR
@@ -38,18 +39,28 @@ def md5_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _check_dataset_dir(directory: Path, origin: str) -> Path:
-    if not directory.is_dir():
-        raise InputDataError(
-            f"MovieLens 1M directory {directory} ({origin}) does not exist. Set {ENV_ML1M_DIR} to the "
-            f"extracted ml-1m directory holding {' and '.join(REQUIRED_FILES)}, or unset it to download "
-            "the data set."
-        )
-    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+def check_dataset_dir(directory: Path, origin: str) -> Path:
+    """``directory`` if it is a readable directory holding readable ``REQUIRED_FILES``; else say why not."""
+    where = f"MovieLens 1M directory {directory} ({origin})"
+    advice = (
+        f"Set {ENV_ML1M_DIR} to the extracted ml-1m directory holding {' and '.join(REQUIRED_FILES)}, or "
+        "unset it to download the data set."
+    )
+    problem = parsing.path_problem(directory, "directory")
+    if problem is not None:
+        if problem.code == "wrong_kind":
+            advice = f"If it is the ml-1m.zip archive, extract it. {advice}"
+        raise InputDataError(f"{where} {problem.cause}. {problem.remedy(advice)}")
+    problems = {name: parsing.path_problem(directory / name, "file") for name in REQUIRED_FILES}
+    broken = [(name, problem) for name, problem in problems.items() if problem and not problem.missing]
+    if broken:
+        name, problem = broken[0]
+        raise InputDataError(f"{where}: its {name} {problem.cause}. {problem.remedy(advice)}")
+    missing = [name for name, problem in problems.items() if problem]
     if missing:
         raise InputDataError(
-            f"MovieLens 1M directory {directory} ({origin}) lacks {', '.join(missing)}. Set {ENV_ML1M_DIR} "
-            "to the extracted ml-1m directory (the one containing ratings.dat), or unset it to download."
+            f"{where} lacks {', '.join(missing)}. Set {ENV_ML1M_DIR} to the extracted ml-1m directory (the "
+            "one containing ratings.dat), or unset it to download."
         )
     return directory
 
@@ -88,7 +99,7 @@ def _extract(archive: Path, target: Path) -> None:
         holders = sorted(path.parent for path in staging.rglob(REQUIRED_FILES[0]))
         if not holders:
             raise InputDataError(f"MovieLens archive {archive} contains no {REQUIRED_FILES[0]}; is it ML-1M?")
-        _check_dataset_dir(holders[0], f"extracted from {archive}")
+        check_dataset_dir(holders[0], f"extracted from {archive}")
         os.replace(holders[0], target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -106,11 +117,11 @@ def locate_ml1m(
     keyed by checksum so a different archive never reuses another's files.
     """
     if local_dir:
-        return _check_dataset_dir(Path(local_dir), f"from {ENV_ML1M_DIR} / local_dir")
+        return check_dataset_dir(Path(local_dir), f"from {ENV_ML1M_DIR} / local_dir")
     cache_dir = Path(cache_dir)
     extracted = cache_dir / f"ml-1m-{md5}"
     if extracted.is_dir():
-        return _check_dataset_dir(extracted, "download cache")
+        return check_dataset_dir(extracted, "download cache")
     ensure_directory(cache_dir)
     archive = cache_dir / "ml-1m.zip"
     if archive.is_file() and md5_of(archive) != md5:

@@ -30,6 +30,7 @@ from sbr_dagster.data import cleansing, parsing, schema, sessions, splitting
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake import layout
 from sbr_dagster.lake.files import (
+    atomic_directory,
     atomic_path,
     ensure_directory,
     remove_stale,
@@ -60,17 +61,16 @@ def _lines(path: Path) -> pl.LazyFrame:
     return lines.with_columns(text.alias("text"))
 
 
-def _parse(path: Path, staged: Path) -> int:
+def _parse(path: Path, staged: Path, window: parsing.RatingWindow) -> int:
     """Stream ratings.dat into ``staged``; fail on its first bad line. Returns the number of lines.
 
-    The rules and the message for a bad line are ``parsing.read_ratings``'s; only the first bad
-    line is found lazily (``valid`` is staged with the events) and then explained.
+    The rules and the message for a bad line are ``parsing.read_ratings``'s, ``window`` included;
+    only the first bad line is found lazily (``valid`` is staged with the events) and then explained.
     """
-    if not path.is_file():
-        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise InputDataError(f"ratings file {path} {problem}. Point it at MovieLens-format ratings.dat.")
+    parsing.check_file(path, "ratings", "Point it at MovieLens-format ratings.dat.")
+    fields = parsing.rating_fields(_lines(path), window)
     try:
-        parsing.rating_fields(_lines(path)).select(*parsing.rating_columns(), "valid").sink_parquet(staged)
+        fields.select(*parsing.rating_columns(), "valid").sink_parquet(staged)
     except pl.exceptions.ComputeError as error:
         if "utf8" not in str(error).lower():
             raise
@@ -88,7 +88,8 @@ def _parse(path: Path, staged: Path) -> int:
         raise InputDataError(f"ratings file {path} is empty. Re-download or re-extract the data set.")
     if first_bad is not None:
         bad_line = _lines(path).filter(pl.col("line") == first_bad)
-        parsing.fail_on_bad_rating(parsing.rating_fields(bad_line).collect(engine="streaming"), path)
+        bad_fields = parsing.rating_fields(bad_line, window).collect(engine="streaming")
+        parsing.fail_on_bad_rating(bad_fields, path, window)
     return n_lines
 
 
@@ -199,13 +200,17 @@ def _cleanse(
 ) -> tuple[_Parts, list[dict]]:
     """``cleansing.cleanse`` over partitions: item support is summed over all of them each round."""
     cleansing.check_thresholds(min_session_length, min_item_support)
-    report = []
+    original, report = parts, []
     while True:
         items = cleansing.supported_items(parts.support, min_item_support)
         kept = _Parts(work, f"cleansed-{len(report)}")
         for frame in parts.frames():
             kept.add(cleansing.cleansing_round(frame, items, min_session_length))
         if kept.events == parts.events:
+            if not kept.events:  # the error path alone reads the two id columns of every partition
+                columns = [frame.select("session_id", "item_id") for frame in original.frames()]
+                events = pl.concat(columns) if columns else pl.DataFrame(schema=schema.SESSIONS)
+                cleansing.fail_if_nothing_left(events, 0, min_session_length, min_item_support)
             return kept, report
         report.append(cleansing.round_report(len(report) + 1, parts.sizes(), kept.sizes()))
         parts = kept
@@ -254,16 +259,20 @@ def preprocess_streaming(
     test_days: float = 30,
     valid_days: float = 30,
     partition_events: int = DEFAULT_PARTITION_EVENTS,
+    earliest: datetime = parsing.MOVIELENS_START,
+    latest: datetime | None = None,
 ) -> dict:
     """ratings.dat -> the lake's ratings, sessions, cleansed, train/valid/test and item_index tables.
 
     Same tables as the in-memory pipeline (``split_method`` days), in memory bounded by
-    ``partition_events``. Intermediate partitions live in a hidden directory under ``lake_root``,
+    ``partition_events``; ``earliest`` and ``latest`` (None: now) bound the timestamps as in
+    ``parsing.read_ratings``. Intermediate partitions live in a hidden directory under ``lake_root``,
     removed at the end, or by the next run if this one is killed. Returns sizes, cleansing rounds
     and cut-offs per definition.
     """
     ratings_dat, lake_root = Path(ratings_dat), Path(lake_root)
     parsed = [sessions.parse_definition(name) for name in definitions]
+    window = parsing.rating_window(earliest, latest)
     if isinstance(partition_events, bool) or not isinstance(partition_events, int) or partition_events < 1:
         raise InputDataError(f"partition_events must be a positive integer; got {partition_events!r}.")
     scratch = ensure_directory(lake_root) / layout.STREAMING_SCRATCH
@@ -271,7 +280,7 @@ def preprocess_streaming(
     work = Path(tempfile.mkdtemp(prefix=temporary_prefix(scratch), dir=lake_root))
     try:
         staged = work / "parsed.parquet"
-        n_lines = _parse(ratings_dat, staged)
+        n_lines = _parse(ratings_dat, staged, window)
         ratings_parts, dropped = _partition(staged, _user_ranges(staged, partition_events), work)
         ratings = pl.scan_parquet(staged).select(list(schema.RATINGS))
         if dropped.len():
@@ -290,9 +299,14 @@ def preprocess_streaming(
 
             _sink(pl.scan_ipc(session_parts.paths), table("sessions"))
             _sink(pl.scan_ipc(cleansed.paths), table("cleansed"))
-            for name in schema.SPLITS:
-                _sink(pl.scan_ipc(split[name].paths).select(list(schema.SPLIT)), table(name))
-            write_parquet(splitting.item_index(split["train"].support), table(layout.ITEM_INDEX))
+            # The split's tables as one unit, like the in-memory pipeline's: one directory swap.
+            with atomic_directory(layout.split_dir(lake_root, definition.name)) as staging:
+                for name in schema.SPLITS:
+                    _sink(
+                        pl.scan_ipc(split[name].paths).select(list(schema.SPLIT)), staging / table(name).name
+                    )
+                index = splitting.item_index(split["train"].support)
+                write_parquet(index, staging / table(layout.ITEM_INDEX).name)
             shutil.rmtree(folder)
             summary[definition.name] = {
                 "sessions": session_parts.sizes(),

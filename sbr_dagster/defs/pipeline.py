@@ -4,9 +4,12 @@ One group of assets per session definition (``SBR_SESSION_DEFINITIONS``), sharin
 plus the ``experiments`` group: the sweep of ``experiments.yaml`` and its leaderboard.
 """
 
+import sys
+
 import dagster as dg
 
 from sbr_dagster import settings
+from sbr_dagster.data import sessions
 from sbr_dagster.defs.assets import PREPROCESSING_TAGS, source
 from sbr_dagster.defs.assets.experiments import GROUP as EXPERIMENTS_GROUP
 from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
@@ -14,9 +17,11 @@ from sbr_dagster.defs.assets.modeling import modeling_assets
 from sbr_dagster.defs.assets.preprocessing import preprocessing_assets
 from sbr_dagster.defs.checks import evaluation as evaluation_checks
 from sbr_dagster.defs.checks import preprocessing as preprocessing_checks
-from sbr_dagster.defs.resources import default_resources
+from sbr_dagster.defs.resources import RunSettings, default_resources
+from sbr_dagster.errors import InputDataError
 from sbr_dagster.experiments.declarations import Experiment, load_experiments
 from sbr_dagster.lake import layout
+from sbr_dagster.models import registry
 
 
 def build_definitions(
@@ -26,6 +31,12 @@ def build_definitions(
 ) -> dg.Definitions:
     """The whole pipeline; arguments override the environment (definitions, resources, experiments)."""
     names = definition_names or settings.definition_names()
+    if definition_names is None:  # from the environment: a wrong name is the variable's fault
+        for name in names:
+            try:
+                sessions.parse_definition(name)
+            except InputDataError as error:
+                raise InputDataError(f"{settings.ENV_DEFINITIONS}: {error}") from None
     experiments = load_experiments() if experiments is None else experiments
     # Definitions only experiments use (e.g. a rating policy) get their tables, not a model of their own.
     extra = tuple(dict.fromkeys(e.definition for e in experiments if e.definition not in names))
@@ -45,11 +56,14 @@ def build_definitions(
                 experiment.definition, prefix=prefix_of(experiment), beat_reference=()
             )
 
+    trained = [(name, registry.PRIMARY) for name in names]
+    trained += [("__".join(prefix_of(e)), e.model) for e in experiments]
+    run_settings = RunSettings(models={f"{prefix}__{model}": model for prefix, model in trained})
     experiments_group = dg.AssetSelection.groups(EXPERIMENTS_GROUP)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        resources={**default_resources(), **(resources or {})},
+        resources={**default_resources(), "run_settings": run_settings, **(resources or {})},
         jobs=[
             dg.define_asset_job(
                 "preprocess",
@@ -75,5 +89,13 @@ def build_definitions(
 
 @dg.definitions
 def pipeline() -> dg.Definitions:
-    """What ``dg`` and ``dagster`` load: the pipeline for the environment's settings."""
-    return build_definitions()
+    """What ``dg`` and ``dagster`` load: the pipeline for the environment's settings.
+
+    A wrong setting (``SBR_SESSION_DEFINITIONS``, the experiments file) ends the command with one
+    ``error:`` line instead of the loader's traceback around it.
+    """
+    try:
+        return build_definitions()
+    except InputDataError as error:
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None

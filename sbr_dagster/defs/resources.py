@@ -5,10 +5,13 @@ from typing import Literal
 
 import dagster as dg
 import polars as pl
+import pydantic
 
 from sbr_dagster import settings
-from sbr_dagster.data import cleansing, source, splitting
+from sbr_dagster.data import cleansing, parsing, sessions, source, splitting
+from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake import files, layout
+from sbr_dagster.models import registry
 
 
 class DataLake(dg.ConfigurableResource):
@@ -18,6 +21,11 @@ class DataLake(dg.ConfigurableResource):
     """
 
     root: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A local root that cannot be a directory fails when the run starts, before any write."""
+        if not files.is_remote(self.root):
+            files.ensure_directory(self.root)
 
     def table_path(self, key: dg.AssetKey | layout.Key) -> Path:
         return layout.table_path(self.root, tuple(key.path if isinstance(key, dg.AssetKey) else key))
@@ -59,6 +67,11 @@ class MovieLensSource(dg.ConfigurableResource):
     url: str = source.ML1M_URL
     md5: str = source.ML1M_ZIP_MD5
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A local copy that is not there fails when the run starts, not after other steps wrote."""
+        if self.local_dir:
+            source.check_dataset_dir(Path(self.local_dir), f"from {settings.ENV_ML1M_DIR} / local_dir")
+
     def locate(self, cache_dir: Path) -> Path:
         return source.locate_ml1m(self.local_dir, cache_dir, url=self.url, md5=self.md5)
 
@@ -74,9 +87,23 @@ class PreprocessingSettings(dg.ConfigurableResource):
     valid_days: float = 30.0
     test_fraction: float = 0.1
     valid_fraction: float = 0.1
+    # Ratings dated outside [earliest_rating, latest_rating] are errors (a wrong clock or unit); ISO
+    # dates or date-times, UTC unless an offset is given; latest_rating unset = the time of the run.
+    earliest_rating: str = parsing.MOVIELENS_START.date().isoformat()
+    latest_rating: str | None = None
+    # Ratings of movies missing from movies.dat are an error, or with this set, dropped and counted.
+    drop_unknown_movies: bool = False
+
+    def rating_window(self) -> parsing.RatingWindow:
+        latest = (
+            None if self.latest_rating is None else parsing.parse_moment(self.latest_rating, "latest_rating")
+        )
+        return parsing.rating_window(parsing.parse_moment(self.earliest_rating, "earliest_rating"), latest)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Every knob is checked when the run starts, before any asset writes a table."""
+        sessions.check_min_rating(self.min_rating)
+        self.rating_window()
         cleansing.check_thresholds(self.min_session_length, self.min_item_support)
         splitting.check_settings(
             self.split_method,
@@ -85,6 +112,35 @@ class PreprocessingSettings(dg.ConfigurableResource):
             test_fraction=self.test_fraction,
             valid_fraction=self.valid_fraction,
         )
+
+
+class RunSettings(dg.ConfigurableResource):
+    """Checks every op setting of a run when it starts, so a wrong model setting fails before the
+    preprocessing steps of the same run rewrite a table. ``models`` maps each training op to its
+    model (filled in by the pipeline); other ops' settings are checked by ``checked_settings``."""
+
+    models: dict[str, str] = pydantic.Field(default_factory=dict)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        ops = (context.dagster_run.run_config or {}).get("ops", {}) if context.dagster_run else {}
+        for op, entry in ops.items():
+            settings_of = dict((entry or {}).get("config") or {})
+            if op in self.models:
+                try:
+                    registry.make_config(self.models[op], settings_of)
+                except InputDataError as error:
+                    raise InputDataError(f"ops.{op}.config: {error}") from None
+            for name, value in settings_of.items():
+                if name in POSITIVE_SETTINGS and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1
+                ):
+                    raise InputDataError(
+                        f"ops.{op}.config.{name} must be a whole number >= 1; got {value!r}."
+                    )
+
+
+# Evaluation and sample settings that must be positive counts (see defs/assets/modeling.py).
+POSITIVE_SETTINGS = ("n_bootstrap", "n_sessions", "history_length")
 
 
 def default_resources() -> dict[str, object]:

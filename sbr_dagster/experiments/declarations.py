@@ -49,7 +49,10 @@ def load_experiments(path: str | Path | None = None, only: list[str] | None = No
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise InputDataError(f"{path} is not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputDataError(f"{path}{where} is not valid YAML ({problem}); fix that line.") from None
     return parse_experiments(document, str(path), only)
 
 

@@ -19,7 +19,7 @@ from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.source import MOVIES_KEY
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
-from sbr_dagster.defs.resources import DataLake
+from sbr_dagster.defs.resources import DataLake, RunSettings
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation.evaluate import evaluate
 from sbr_dagster.lake import files, layout
@@ -84,6 +84,7 @@ def training_asset(
         context: dg.AssetExecutionContext,
         config: TrainingConfig,
         lake: DataLake,
+        run_settings: RunSettings,  # checks every op setting of the run when it starts
         train: pl.DataFrame,
         valid: pl.DataFrame,
         item_index: pl.DataFrame,
@@ -163,6 +164,7 @@ def modeling_assets(
         context: dg.AssetExecutionContext,
         config: EvaluationConfig,
         lake: DataLake,
+        run_settings: RunSettings,
         train: pl.DataFrame,
         valid: pl.DataFrame,
         test: pl.DataFrame,
@@ -225,7 +227,11 @@ def modeling_assets(
         "to judge by eye.",
     )
     def sample_recommendations_asset(
-        config: SamplesConfig, lake: DataLake, test: pl.DataFrame, movies: pl.DataFrame
+        config: SamplesConfig,
+        lake: DataLake,
+        run_settings: RunSettings,
+        test: pl.DataFrame,
+        movies: pl.DataFrame,
     ) -> dg.MaterializeResult:
         sections = []
         for name in trained:

@@ -5,8 +5,8 @@ from datetime import datetime
 import dagster as dg
 import polars as pl
 
-from sbr_dagster.data import schema, source, validation
-from sbr_dagster.defs.assets.source import RATINGS_KEY
+from sbr_dagster.data import parsing, schema, source, validation
+from sbr_dagster.defs.assets.source import MOVIES_KEY, RATINGS_KEY
 from sbr_dagster.defs.resources import PreprocessingSettings
 from sbr_dagster.lake import layout
 
@@ -63,7 +63,18 @@ def raw_checks() -> list[dg.AssetChecksDefinition]:
         ]
         return result(problems, source_md5=md5, **actual)
 
-    return [ratings_schema, ml1m_fingerprint]
+    @dg.asset_check(
+        asset=RATINGS_KEY,
+        blocking=True,
+        additional_ins={"movies": dg.AssetIn(MOVIES_KEY)},
+        description="Every rated movie is in the movies table (titles for recommendations).",
+    )
+    def every_movie_known(ratings: pl.DataFrame, movies: pl.DataFrame) -> dg.AssetCheckResult:
+        unknown = parsing.unknown_movies(ratings, movies)
+        problems = [parsing.unknown_movies_problem(unknown, "the movies table")] if unknown.height else []
+        return result(problems, unknown_ratings=unknown.height)
+
+    return [ratings_schema, ml1m_fingerprint, every_movie_known]
 
 
 def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
