@@ -71,8 +71,8 @@ def test_pipeline_writes_and_reads_an_s3_lake(ml1m_like_dir, s3_endpoint):
     keys = {item["Key"] for item in listed["Contents"]}
     for key in (
         "raw/ratings.parquet",
-        "gap_1h/train.parquet",
-        "gap_1h/test.parquet",
+        "gap_1h/split/train.parquet",
+        "gap_1h/split/test.parquet",
         "gap_1h/metrics.parquet",
         "gap_1h/gru4rec/model.keras",
         "gap_1h/gru4rec/item_index.parquet",

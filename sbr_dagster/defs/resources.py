@@ -24,7 +24,9 @@ class DataLake(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A local root that cannot be a directory fails when the run starts, before any write."""
-        if not files.is_remote(self.root):
+        if files.is_remote(self.root):
+            files.check_reachable(self.root)
+        else:
             files.ensure_directory(self.root)
 
     def table_path(self, key: dg.AssetKey | layout.Key) -> Path:

@@ -42,6 +42,25 @@ def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
     return UPath(text)
 
 
+def check_reachable(root: str | os.PathLike[str]) -> None:
+    """An object-store lake answers before a run relies on it: a missing client library, missing
+    credentials or an unknown bucket become one line naming the lake, not a failure mid-write."""
+    try:
+        as_path(root).exists()
+    except ImportError as error:
+        raise InputDataError(
+            f"data lake {root} is on an object store, whose client library is not installed ({error}). "
+            "Install the extra: pip install -e '.[s3]'."
+        ) from None
+    except Exception as error:  # botocore, gcsfs, ...: each has its own exception types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputDataError(
+            f"cannot reach data lake {root}: {first}. Check the credentials and endpoint "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) or point "
+            f"{ENV_DATA_LAKE} elsewhere."
+        ) from None
+
+
 def is_remote(path: str | os.PathLike[str]) -> bool:
     return getattr(as_path(path), "protocol", "") not in _LOCAL_PROTOCOLS
 

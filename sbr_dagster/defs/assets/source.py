@@ -16,12 +16,13 @@ RAW = {"group_name": layout.RAW, "kinds": {"polars", "parquet"}, "tags": PREPROC
 
 
 def raw_assets() -> list[dg.AssetsDefinition]:
-    @dg.asset(key=RATINGS_KEY, code_version=CODE_VERSION, **RAW)
+    @dg.asset(key=RATINGS_KEY, ins={"movies": dg.AssetIn(MOVIES_KEY)}, code_version=CODE_VERSION, **RAW)
     def ratings(
         context: dg.AssetExecutionContext,
         movielens: MovieLensSource,
         lake: DataLake,
         preprocessing: PreprocessingSettings,
+        movies: pl.DataFrame,
     ):
         """Every rating of ratings.dat with its line number (the tie-breaker for equal timestamps).
 
@@ -34,7 +35,7 @@ def raw_assets() -> list[dg.AssetsDefinition]:
         latest = None if window.latest_is_now else window.latest
         parsed = parsing.read_ratings(path, earliest=window.earliest, latest=latest)
         frame, duplicates = parsing.drop_duplicate_ratings(parsed)
-        unknown = parsing.unknown_movies(frame, parsing.read_movies(movies_path))
+        unknown = parsing.unknown_movies(frame, movies)
         if unknown.height and not preprocessing.drop_unknown_movies:
             raise InputDataError(parsing.unknown_movies_problem(unknown, movies_path))
         frame = frame.filter(~pl.col("line").is_in(unknown["line"].implode()))
