@@ -23,6 +23,7 @@ from pathlib import Path
 
 from common import data_dir
 
+from sbr_dagster import settings
 from sbr_dagster.data import cleansing, parsing, sessions, splitting
 
 GAP_1H_SECONDS = 3600
@@ -32,7 +33,7 @@ def ours(directory: Path) -> dict[str, dict]:
     """The pipeline's chain for every default definition; returns the final split sizes."""
     ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(directory / "ratings.dat"))
     sizes = {}
-    for name in sessions.DEFAULT_DEFINITIONS:
+    for name in settings.DEFAULT_DEFINITIONS:
         cut = sessions.sessionize(ratings, sessions.parse_definition(name))
         cleansed, _ = cleansing.cleanse(cut)
         sizes[name] = splitting.split_by_days(cleansed).report["final"]
@@ -94,7 +95,7 @@ def main() -> None:
 
     print(f"data_dir={directory}")
     print(f"cpu_count={os.cpu_count()}")
-    print(f"definitions={','.join(sessions.DEFAULT_DEFINITIONS)}")
+    print(f"definitions={','.join(settings.DEFAULT_DEFINITIONS)}")
     print(f"preprocess_all_definitions_s={all_s:.3f}")
     print(f"ours_parse_gap_1h_s={gap_1h_s:.3f}")
     print(f"seed_way_gap_1h_s={seed_s:.3f}")

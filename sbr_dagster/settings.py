@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sbr_dagster.data.sessions import DEFAULT_DEFINITIONS
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_ML1M_DIR = "SBR_ML1M_DIR"
@@ -17,6 +15,8 @@ ENV_DATA_LAKE = "SBR_DATA_LAKE"
 ENV_DEFINITIONS = "SBR_SESSION_DEFINITIONS"
 ENV_EXPERIMENTS = "SBR_EXPERIMENTS"  # another experiments file
 ENV_ONLY = "SBR_SWEEP_ONLY"  # comma-separated experiment names: run just these
+
+DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")  # what the main job builds
 
 
 def default_lake_root() -> str:

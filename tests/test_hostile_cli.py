@@ -61,12 +61,19 @@ def project(built, tmp_path):
     return copy, env, before
 
 
-def test_an_unknown_session_definition_is_one_line_before_anything_runs(project):
+@pytest.mark.parametrize(
+    ("definitions", "message"),
+    [
+        ("user,gap_7x", "unknown session definition 'gap_7x'"),
+        ("gap_99999999999999999999d", "has a gap longer than the largest allowed gap, gap_36525d"),
+    ],
+)
+def test_a_wrong_session_definition_is_one_line_before_anything_runs(project, definitions, message):
     root, env, before = project
-    code, output = launch(root, {**env, "SBR_SESSION_DEFINITIONS": "user,gap_7x"}, "--job", "preprocess")
+    code, output = launch(root, {**env, "SBR_SESSION_DEFINITIONS": definitions}, "--job", "preprocess")
     assert code == 2
     assert output.strip().splitlines() == [output.strip()], output
-    assert output.startswith("error: SBR_SESSION_DEFINITIONS") and "'gap_7x'" in output
+    assert output.startswith("error: SBR_SESSION_DEFINITIONS: ") and message in output
     assert lake_files(root / "lake") == before
 
 
@@ -231,9 +238,17 @@ def test_a_wrong_model_setting_fails_before_the_run_rewrites_any_table(project, 
     assert lake_files(root / "lake") == before, "the preprocessing of the same run wrote nothing"
 
 
-def test_a_missing_data_directory_fails_when_the_run_starts(project, tmp_path):
+@pytest.mark.parametrize("case", ["missing", "dangling link", "a file"])
+def test_a_wrong_data_directory_fails_when_the_run_starts_naming_the_cause(project, tmp_path, case):
     root, env, before = project
-    code, output = launch(root, {**env, "SBR_ML1M_DIR": str(tmp_path / "gone")}, "--job", "preprocess")
+    where = tmp_path / "ml-1m"
+    if case == "dangling link":
+        where.symlink_to(tmp_path / "moved")
+    elif case == "a file":
+        where.write_bytes(b"PK\x03\x04")
+    cause = {"missing": "does not exist", "dangling link": "is a broken symbolic link", "a file": "is a file"}
+    code, output = launch(root, {**env, "SBR_ML1M_DIR": str(where)}, "--job", "preprocess")
     assert code != 0
-    assert error_lines(output, f"MovieLens 1M directory {tmp_path / 'gone'} (from SBR_ML1M_DIR")
+    origin = "(from SBR_ML1M_DIR / local_dir)"
+    assert error_lines(output, f"MovieLens 1M directory {where} {origin} {cause[case]}")
     assert lake_files(root / "lake") == before

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from sbr_dagster import settings
 from sbr_dagster.data import schema, sessions
 from sbr_dagster.errors import InputDataError
 
@@ -49,8 +50,8 @@ def test_parse_definition_rejects_with_grammar(name):
 
 
 def test_default_definitions_parse():
-    assert [sessions.parse_definition(n).name for n in sessions.DEFAULT_DEFINITIONS] == list(
-        sessions.DEFAULT_DEFINITIONS
+    assert [sessions.parse_definition(n).name for n in settings.DEFAULT_DEFINITIONS] == list(
+        settings.DEFAULT_DEFINITIONS
     )
 
 

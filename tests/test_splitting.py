@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from sbr_dagster import settings
 from sbr_dagster.data import cleansing, parsing, schema, sessions, source, splitting
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.testing import synthetic
@@ -202,7 +203,7 @@ def test_real_ml1m_fingerprint_and_whole_chain(real_ml1m_dir):
     }
     assert fingerprint == source.ML1M_FINGERPRINT == {"ratings": 1_000_209, "users": 6_040, "items": 3_706}
     assert parsing.read_movies(real_ml1m_dir / "movies.dat").height == 3_883
-    for name in sessions.DEFAULT_DEFINITIONS:
+    for name in settings.DEFAULT_DEFINITIONS:
         cut = sessions.sessionize(ratings, sessions.parse_definition(name))
         kept, _ = cleansing.cleanse(cut)
         assert_no_leak(splitting.split_by_days(kept), kept)

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from sbr_dagster import settings
 from sbr_dagster.data import cleansing, parsing, schema, sessions, splitting, streaming
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake import layout
@@ -239,11 +240,11 @@ def test_real_movielens_tables_equal_the_in_memory_pipeline(real_ml1m_dir, tmp_p
     ratings_dat = real_ml1m_dir / "ratings.dat"
     ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(ratings_dat))
     summary = streaming.preprocess_streaming(
-        ratings_dat, tmp_path, sessions.DEFAULT_DEFINITIONS, partition_events=200_000
+        ratings_dat, tmp_path, settings.DEFAULT_DEFINITIONS, partition_events=200_000
     )
     assert summary["partitions"] >= 5
     assert pl.read_parquet(tmp_path / "raw" / "ratings.parquet").equals(ratings)
-    for name in sessions.DEFAULT_DEFINITIONS:
+    for name in settings.DEFAULT_DEFINITIONS:
         cleansed, rounds = cleansing.cleanse(sessions.sessionize(ratings, sessions.parse_definition(name)))
         split = splitting.split_by_days(cleansed)
         assert pl.read_parquet(table(tmp_path, name, "cleansed")).equals(cleansed)

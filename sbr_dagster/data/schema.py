@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from sbr_dagster.lake import layout
+
 TIMESTAMP = pl.Datetime("us", "UTC")
 
 RATINGS = {
@@ -36,7 +38,7 @@ SPLIT = {
 # item_id -> dense index 0..n-1 over the train items, in ascending item_id order; support = train events.
 ITEM_INDEX = {"item_id": pl.Int32, "item_idx": pl.Int32, "support": pl.UInt32}
 
-SPLITS = ("train", "valid", "test")
+SPLITS = layout.SPLITS  # re-exported: the tables of a split are named in the lake layout
 
 
 def schema_errors(frame: pl.DataFrame, expected: dict[str, pl.DataType]) -> list[str]:

@@ -16,7 +16,6 @@ import polars as pl
 from sbr_dagster.data import schema
 from sbr_dagster.errors import InputDataError
 
-DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")
 GRAMMAR = "'user' or 'gap_<N><s|m|h|d>' (N >= 1), optionally followed by '_r<K>' with K in 1..5"
 _NAME = re.compile(r"(?:user|gap_(?P<n>\d+)(?P<unit>[smhd]))(?:_r(?P<k>[1-5]))?")
 _EVENT_ORDER = ("user_id", "timestamp", "line")

@@ -14,7 +14,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from sbr_dagster.data.schema import SPLITS
 from sbr_dagster.lake.files import as_path, is_remote
 
 Key = tuple[str, ...]
@@ -23,6 +22,7 @@ RAW = "raw"
 RATINGS: Key = (RAW, "ratings")
 MOVIES: Key = (RAW, "movies")
 PREPROCESSED = ("sessions", "cleansed")  # per definition, before the split
+SPLITS = ("train", "valid", "test")  # the parts of a split, earliest data first
 ITEM_INDEX = "item_index"
 SPLIT_TABLES = (*SPLITS, ITEM_INDEX)  # what one split writes, per definition, as one unit
 SPLIT_DIR = "split"
