@@ -258,3 +258,19 @@ def test_sample_markdown_shows_history_truth_and_marks_hits(recommender):
 def test_sample_markdown_needs_long_enough_sessions(recommender):
     with pytest.raises(InputDataError, match="more than 6 movies"):
         sample_sessions(recommender, _test_split(), prefix_len=6)
+
+
+def test_a_bundle_saved_before_models_had_names_still_loads(lake_root, tmp_path):
+    """config.json used to be GRU4Rec's settings, flat, beside the definition."""
+    import json
+    import shutil
+
+    legacy = tmp_path / DEFINITION / "gru4rec"
+    shutil.copytree(lake_root / DEFINITION / "gru4rec", legacy)
+    config = json.loads((legacy / bundle.CONFIG_FILE).read_text())
+    (legacy / bundle.CONFIG_FILE).write_text(json.dumps({"definition": DEFINITION, **config["settings"]}))
+    loaded = bundle.load_bundle(legacy)
+    assert loaded.config["model"] == "gru4rec" and loaded.model.config.layers == (8,)
+    sessions = Sessions.of_histories([np.array([1, 2, 3])])
+    current = bundle.load_bundle(lake_root / DEFINITION / "gru4rec").model
+    np.testing.assert_array_equal(loaded.model.score_next(sessions), current.score_next(sessions))

@@ -29,7 +29,8 @@ def target_ranks(scores, targets, tie_order=None, *, xp=np):
             xp.greater(scores, target_scores),
             xp.logical_and(xp.equal(scores, target_scores), tied_first),
         )
-    return xp.count_nonzero(at_least, axis=1)
+    # ``sum`` of booleans counts them in both libraries; TensorFlow's count_nonzero is 1.5x slower.
+    return xp.sum(at_least, axis=1)
 
 
 def popularity_order(popularity: np.ndarray) -> np.ndarray:
