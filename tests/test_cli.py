@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_recommend import DEFINITION, UNSEEN_ID, build_lake, ids
+from trained_lake import DEFINITION, UNSEEN_ID, build_lake, ids
 
 from sbr_dagster import cli
 from sbr_dagster.serving.catalog import load_recommender

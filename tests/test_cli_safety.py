@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_recommend import DEFINITION, RATED_DEFINITION, build_lake
+from trained_lake import DEFINITION, RATED_DEFINITION, build_lake
 
 from sbr_dagster import cli, settings
 from sbr_dagster.errors import InputDataError

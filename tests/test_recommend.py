@@ -8,79 +8,26 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from trained_lake import (
+    DEFINITION,
+    N_ITEMS,
+    RATED_DEFINITION,
+    UNSEEN_ID,
+    build_lake,
+    ids,
+    item_ids,
+    movies,
+    walk_sessions,
+)
 
 from sbr_dagster.data import schema
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.errors import InputDataError
-from sbr_dagster.lake import files as lake
-from sbr_dagster.lake import layout
-from sbr_dagster.models.gru4rec.config import GRU4RecConfig
-from sbr_dagster.models.gru4rec.model import GRU4Rec
 from sbr_dagster.reports.markdown import samples_markdown
 from sbr_dagster.serving import bundle
 from sbr_dagster.serving import recommender as recommend
 from sbr_dagster.serving.catalog import load_recommender
 from sbr_dagster.serving.samples import sample_sessions
-
-N_ITEMS = 12
-UNSEEN_ID = 999  # a movie of the movies table that never occurs in training
-DEFINITION = "gap_1h"
-RATED_DEFINITION = "user"  # its model is rating-aware
-
-
-def item_ids() -> np.ndarray:
-    """Movie ids unlike the dense indices, so any id/index mix-up shows."""
-    return (100 + 7 * np.arange(N_ITEMS)).astype(np.int32)
-
-
-def _sessions(seed: int = 0, n_sessions: int = 60, length: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Sessions walking the catalogue in steps of one: item i is followed by item i + 1."""
-    starts = np.random.default_rng(seed).integers(0, N_ITEMS, n_sessions)
-    items = (starts[:, None] + np.arange(length)) % N_ITEMS
-    return items.ravel().astype(np.int32), np.arange(0, items.size + 1, length, dtype=np.int64)
-
-
-def _movies() -> pl.DataFrame:
-    ids = [*item_ids().tolist(), UNSEEN_ID]
-    return pl.DataFrame(
-        {
-            "item_id": ids,
-            "title": [f"Movie {i}, The" for i in ids],
-            "year": [1990 + i % 10 for i in range(len(ids))],
-            "genres": [["Drama", "War"] if i % 2 else ["Comedy"] for i in range(len(ids))],
-        },
-        schema=schema.MOVIES,
-    )
-
-
-def _train_bundle(directory: Path, rating_dim: int) -> None:
-    model = GRU4Rec(GRU4RecConfig(layers=(8,), rating_dim=rating_dim, batch_size=8, epochs=1, seed=0))
-    items, offsets = _sessions()
-    ratings = np.random.default_rng(1).integers(1, 6, items.size).astype(np.int8)
-    model.fit(Sessions(items, offsets, ratings), N_ITEMS, log=lambda _: None)
-    item_index = pl.DataFrame(
-        {"item_id": item_ids(), "item_idx": np.arange(N_ITEMS), "support": np.bincount(items)},
-        schema=schema.ITEM_INDEX,
-    )
-    bundle.save_bundle(directory, model, item_index, directory.parent.name, pl.DataFrame({"epoch": [1]}))
-
-
-_LAKES: dict[int, Path] = {}
-
-
-def build_lake(tmp_path_factory) -> Path:
-    """A lake with the movies table, a plain model (``gap_1h``) and a rating-aware one (``user``).
-
-    Built once per test session: ``test_cli`` reuses it.
-    """
-    key = id(tmp_path_factory)
-    if key not in _LAKES:
-        root = tmp_path_factory.mktemp("lake")
-        lake.write_parquet(_movies(), layout.table_path(root, layout.MOVIES))
-        _train_bundle(root / DEFINITION / "gru4rec", rating_dim=0)
-        _train_bundle(root / RATED_DEFINITION / "gru4rec", rating_dim=2)
-        _LAKES[key] = root
-    return _LAKES[key]
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +45,6 @@ def rated(lake_root) -> recommend.Recommender:
     return load_recommender(RATED_DEFINITION, lake_root=lake_root)
 
 
-def ids(*dense: int) -> list[int]:
-    return item_ids()[list(dense)].tolist()
-
-
 def model_scores(rec: recommend.Recommender, dense_history: list[int], ratings=None) -> np.ndarray:
     item_ratings = None if ratings is None else [np.asarray(ratings)]
     return rec.model.score_next(Sessions.of_histories([np.asarray(dense_history)], item_ratings))[0]
@@ -115,7 +58,7 @@ def test_recommendations_exclude_history_are_distinct_and_best_first(recommender
     assert result["item_id"].n_unique() == 6
     assert not set(result["item_id"].to_list()) & set(history)
     assert result["score"].is_sorted(descending=True)
-    titles = result.join(_movies(), on="item_id", suffix="_movie")
+    titles = result.join(movies(), on="item_id", suffix="_movie")
     assert titles["title"].to_list() == titles["title_movie"].to_list()
 
 
@@ -209,7 +152,7 @@ def test_missing_movies_table_names_the_asset(tmp_path):
 
 
 def _test_split(n_sessions: int = 8) -> pl.DataFrame:
-    items, offsets = _sessions(seed=5, n_sessions=n_sessions, length=6)
+    items, offsets = walk_sessions(seed=5, n_sessions=n_sessions, length=6)
     session = np.repeat(np.arange(n_sessions), np.diff(offsets))
     return pl.DataFrame(
         {
