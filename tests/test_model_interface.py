@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models import registry
 from sbr_dagster.models.ranking import target_ranks
@@ -87,3 +88,45 @@ def test_registry_builds_from_plain_settings_and_rejects_unknown_ones():
     with pytest.raises(InputDataError, match="unknown model 'nope'"):
         registry.build("nope")
     assert set(registry.TRAINED) | set(registry.BASELINES) == set(registry.MODELS)
+
+
+def random_replay(seed: int, n_users: int = 7) -> timeline.Replay:
+    """Timelines with session starts, unfed events and movies outside the candidates (-1)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 14, n_users)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(offsets[-1])
+    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, N_ITEMS, n)).astype(np.int32)
+    first = np.zeros(n, bool)
+    first[offsets[:-1]] = True
+    return timeline.Replay(
+        items=items,
+        offsets=offsets,
+        session_start=first | (rng.random(n) < 0.2),
+        feed=(items >= 0) & (rng.random(n) < 0.8),
+        target=(items >= 0) & ~first & (rng.random(n) < 0.6),
+        ratings=rng.integers(1, 6, n).astype(np.int8),
+    )
+
+
+def test_replay_ranks_are_the_rule_on_score_next_of_each_targets_context(fitted):
+    """Replaying a timeline equals scoring, for each target, what its session fed before it."""
+    model, _ = fitted
+    stream = random_replay(5)
+    events = stream.target_events
+    contexts, context_ratings = [], []
+    for event in events:
+        begin = max(e for e in range(event + 1) if stream.session_start[e])
+        fed = [e for e in range(begin, event) if stream.feed[e]]
+        contexts.append(stream.items[fed])
+        context_ratings.append(stream.ratings[fed])
+    scores = model.score_next(Sessions.of_histories(contexts, context_ratings))
+    targets = stream.items[events]
+    everything, unseen = model.rank_replay(stream)
+    np.testing.assert_array_equal(everything, target_ranks(scores, targets, model.tie_order))
+    masked = scores.copy()
+    for row, event in enumerate(events):
+        user = np.searchsorted(stream.offsets, event, side="right") - 1
+        seen = set(stream.items[stream.offsets[user] : event].tolist()) - {-1, int(targets[row])}
+        masked[row, sorted(seen)] = -np.inf
+    np.testing.assert_array_equal(unseen, target_ranks(masked, targets, model.tie_order))

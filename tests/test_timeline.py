@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from sbr_dagster.data import parsing, schema, timeline
+from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.errors import InputDataError
+from sbr_dagster.models import registry
 
 T0 = datetime(2000, 6, 1, tzinfo=UTC)
 
@@ -81,3 +84,81 @@ def test_real_ml1m_gives_many_test_targets_from_many_users(real_ml1m_dir):
     test = found.filter(split="test")
     assert test.height >= 80_000 and test["user_id"].n_unique() >= 1_000
     assert found.filter(split="valid").height >= 80_000
+
+
+def _stream(rows, *, gap_days=None, min_rating=None, candidates=(10, 11, 12), cut_day=5, test_day=9):
+    frame = ratings(rows)
+    cuts = timeline.Cuts(valid=T0 + timedelta(days=cut_day), test=T0 + timedelta(days=test_day))
+    index = pl.DataFrame({"item_id": list(candidates), "item_idx": list(range(len(candidates)))}).cast(
+        {"item_id": pl.Int32, "item_idx": pl.Int32}
+    )
+    shared = timeline.targets(frame, cuts, pl.Series(list(candidates)))
+    gap = None if gap_days is None else timedelta(days=gap_days)
+    return timeline.replay(frame, index, shared, gap=gap, min_rating=min_rating)
+
+
+ROWS = [
+    (1, 10, 5, 0),  # user 1: session 1
+    (1, 13, 4, 1),  # not a candidate: never fed, never a target
+    (1, 11, 2, 6),  # valid target; rated 2
+    (1, 12, 4, 20),  # a 14-day pause: a new session under a 10-day gap; test target
+    (2, 12, 4, 6),  # user 2's first event: context only
+    (2, 10, 3, 7),  # valid target
+]
+
+
+def test_the_replay_stream_marks_resets_feeds_and_the_shared_targets():
+    stream = _stream(ROWS, gap_days=10, min_rating=3)
+    assert stream.offsets.tolist() == [0, 4, 6]
+    assert stream.items.tolist() == [0, -1, 1, 2, 2, 0]
+    assert stream.session_start.tolist() == [True, False, False, True, True, False]
+    assert stream.feed.tolist() == [True, False, False, True, True, True]  # rating 2 is not fed
+    assert stream.target.tolist() == [False, False, True, True, False, True]
+
+
+def test_a_last_item_model_sees_the_last_fed_event_of_the_current_session():
+    stream = _stream(ROWS, gap_days=10, min_rating=3)
+    assert timeline.last_fed_before(stream).tolist() == [-1, 0, 0, -1, -1, 4]
+
+
+def test_seen_items_are_the_viewers_earlier_candidates_but_never_the_target_itself():
+    stream = _stream([(1, 10, 4, 0), (1, 11, 4, 1), (1, 10, 4, 6), (1, 12, 4, 7)])
+    rows, items = timeline.seen_pairs(stream, np.array([2, 3]))
+    assert list(zip(rows.tolist(), items.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 1)]
+
+
+@pytest.mark.parametrize("name", ["pop", "markov", "sr", "item_knn"])
+@pytest.mark.parametrize(("gap_days", "min_rating"), [(None, None), (2, 4)])
+def test_baseline_replay_ranks_equal_a_brute_force_replay(name, gap_days, min_rating):
+    rng = np.random.default_rng(3)
+    rows = [
+        (user, int(item), int(stars), day)
+        for user in range(1, 9)
+        for day, (item, stars) in enumerate(
+            zip(rng.integers(10, 16, 12), rng.integers(1, 6, 12), strict=True)
+        )
+    ]
+    stream = _stream(rows, gap_days=gap_days, min_rating=min_rating, candidates=tuple(range(10, 16)))
+    train = Sessions(
+        np.array([0, 1, 2, 3, 4, 5, 0, 2, 4], np.int32), np.array([0, 6, 9]), np.zeros(9, np.int8)
+    )
+    model = registry.build(name)
+    model.fit(train, 6)
+    everything, unseen = model.rank_replay(stream)
+    expected_all, expected_unseen = [], []
+    for event in stream.target_events:
+        user = np.searchsorted(stream.offsets, event, side="right") - 1
+        begin = max(
+            [e for e in range(stream.offsets[user], event + 1) if stream.session_start[e]], default=event
+        )
+        fed = [e for e in range(begin, event) if stream.feed[e]]
+        last = stream.items[fed[-1]] if fed else -1
+        scores = np.asarray(model.scores(np.array([last])))[0]
+        order = list(np.lexsort((model.tie_order, -scores)))
+        target = stream.items[event]
+        expected_all.append(order.index(target) + 1)
+        seen = set(stream.items[stream.offsets[user] : event].tolist()) - {target, -1}
+        expected_unseen.append([i for i in order if i not in seen].index(target) + 1)
+    assert everything.tolist() == expected_all
+    assert unseen.tolist() == expected_unseen
+    assert (unseen <= everything).all()

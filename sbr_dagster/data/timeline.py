@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import numpy as np
 import polars as pl
 
+from sbr_dagster.data import sessions
 from sbr_dagster.errors import InputDataError
 
 LIKED = 4  # a target rated at least this is one the viewer liked
@@ -100,3 +102,94 @@ def targets(ratings: pl.DataFrame, cuts: Cuts, candidate_items: pl.Series) -> pl
 def training_events(events: pl.DataFrame, cuts: Cuts) -> pl.DataFrame:
     """A variant's events the models may learn from: strictly before ``T_valid``."""
     return events.filter(pl.col("timestamp") < cuts.valid)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Every user's whole timeline as one stream, with what a variant does at each event.
+
+    Users are contiguous (``offsets``), each in time order (equal times in file order). A model
+    replaying it resets its state where ``session_start`` (the variant's definition cuts a
+    session; a user's first event always does), ranks ``target`` events from the state it has
+    then, and afterwards consumes the event if ``feed`` (the variant's rating policy keeps it and
+    the movie is a candidate). ``items`` are candidate indices, -1 for a movie outside the set.
+    """
+
+    items: np.ndarray  # int32
+    offsets: np.ndarray  # int64, one more than there are users
+    session_start: np.ndarray  # bool
+    feed: np.ndarray  # bool
+    target: np.ndarray  # bool
+    ratings: np.ndarray  # int8
+
+    @property
+    def target_events(self) -> np.ndarray:
+        return np.flatnonzero(self.target)
+
+
+def replay(
+    ratings: pl.DataFrame,
+    candidate_index: pl.DataFrame,
+    shared_targets: pl.DataFrame,
+    *,
+    gap: timedelta | None,
+    min_rating: int | None,
+) -> Replay:
+    """The stream a variant (session ``gap``, rating floor ``min_rating``) is scored on.
+
+    ``candidate_index`` maps ``item_id`` to ``item_idx``; ``shared_targets`` is ``targets(...)``'s
+    table, so every variant has the very same target events.
+    """
+    events = sessions.assign_sessions(ratings, gap)  # sorted by user, time, line
+    events = events.join(
+        candidate_index.select("item_id", "item_idx"), on="item_id", how="left", maintain_order="left"
+    ).with_columns(
+        pl.col("session_id").diff().fill_null(1).ne(0).alias("session_start"),
+        pl.col("line").is_in(shared_targets["line"].implode()).alias("target"),
+    )
+    floor = min_rating or 1
+    feed = pl.col("item_idx").is_not_null() & (pl.col("rating") >= floor)
+    events = events.with_columns(feed.alias("feed"))
+    users = events["user_id"].to_numpy()
+    starts = np.flatnonzero(np.diff(users)) + 1
+    offsets = np.concatenate([[0], starts, [len(users)]]).astype(np.int64) if len(users) else np.zeros(1)
+    return Replay(
+        items=events["item_idx"].fill_null(-1).to_numpy().astype(np.int32),
+        offsets=offsets.astype(np.int64),
+        session_start=events["session_start"].to_numpy(),
+        feed=events["feed"].to_numpy(),
+        target=events["target"].to_numpy(),
+        ratings=events["rating"].to_numpy().astype(np.int8),
+    )
+
+
+def last_fed_before(stream: Replay) -> np.ndarray:
+    """For every event, the index of the last fed event before it in its session, or -1.
+
+    What a last-item model (the baselines) sees when it predicts that event.
+    """
+    n = len(stream.items)
+    index = np.arange(n)
+    session_begin = np.maximum.accumulate(np.where(stream.session_start, index, 0))
+    fed = np.maximum.accumulate(np.where(stream.feed, index, -1))
+    previous = np.concatenate([[-1], fed[:-1]])  # strictly before the event
+    return np.where(previous >= session_begin, previous, -1)
+
+
+def seen_pairs(stream: Replay, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item) of every candidate a viewer rated before each of ``events``, whatever the rating.
+
+    Row ``r`` refers to ``events[r]``; pairs are unique, and an item equal to that event's own
+    movie is left out (a repeated target is not excluded from its own ranking).
+    """
+    user = np.searchsorted(stream.offsets, events, side="right") - 1
+    begin = stream.offsets[user]
+    lengths = events - begin
+    rows = np.repeat(np.arange(len(events)), lengths)
+    position = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = stream.items[np.repeat(begin, lengths) + position]
+    keep = (items >= 0) & (items != stream.items[events][rows])
+    rows, items = rows[keep], items[keep]
+    n_items = int(stream.items.max(initial=0)) + 1
+    unique = np.unique(rows.astype(np.int64) * n_items + items)
+    return (unique // n_items).astype(np.int64), (unique % n_items).astype(np.int64)

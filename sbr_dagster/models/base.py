@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.timeline import Replay
 
 Log = Callable[[str], object]
 AfterEpoch = Callable[[dict[str, float]], bool]  # one epoch's row in; True = stop training
@@ -83,6 +84,11 @@ class SessionModel(ABC):
     @abstractmethod
     def score_next(self, histories: Sessions) -> np.ndarray:
         """Scores ``[n_sessions, n_items]`` of the item following each whole session of ``histories``."""
+
+    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
+        """Ranks of ``stream``'s target events among all candidates and among those the viewer has not
+        rated before, replaying each user's timeline (``data.timeline.Replay``)."""
+        raise NotImplementedError(f"{self.name} cannot replay a timeline yet")
 
     @property
     def epochs(self) -> int:

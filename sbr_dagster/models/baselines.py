@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
-from sbr_dagster.models.ranking import popularity_order, target_ranks
+from sbr_dagster.models.ranking import excluded_ahead, popularity_order, target_ranks
 
 # Sessions per block of the item x session incidence for item-kNN (~60 MiB at 3.7k items); larger
 # blocks keep the BLAS product efficient.
@@ -65,7 +66,24 @@ class Baseline(SessionModel):
         return ranks
 
     def score_next(self, histories: Sessions) -> np.ndarray:
-        return np.asarray(self.scores(histories.items[histories.offsets[1:] - 1]), dtype=np.float64)
+        """Scores after each history's last item; an empty history has none (no evidence)."""
+        lengths = np.diff(histories.offsets)
+        last = np.where(lengths > 0, histories.items[np.maximum(histories.offsets[1:] - 1, 0)], -1)
+        return np.asarray(self.scores(last), dtype=np.float64)
+
+    def rank_replay(self, stream: timeline.Replay) -> tuple[np.ndarray, np.ndarray]:
+        events = stream.target_events
+        fed = timeline.last_fed_before(stream)[events]
+        last_items = np.where(fed >= 0, stream.items[np.maximum(fed, 0)], -1)
+        ranks = np.empty(events.size, dtype=np.int64), np.empty(events.size, dtype=np.int64)
+        for start in range(0, events.size, RANK_CHUNK):
+            part = slice(start, start + RANK_CHUNK)
+            scores, targets = self.scores(last_items[part]), stream.items[events[part]]
+            everything = target_ranks(scores, targets, self.tie_order)
+            rows, items = timeline.seen_pairs(stream, events[part])
+            ranks[0][part] = everything
+            ranks[1][part] = everything - excluded_ahead(scores, targets, rows, items, self.tie_order)
+        return ranks
 
 
 class Popularity(Baseline):
@@ -83,7 +101,12 @@ class ItemToItem(Baseline):
     matrix: np.ndarray
 
     def scores(self, last_items: np.ndarray) -> np.ndarray:
-        return self.matrix[np.asarray(last_items)]
+        """Row ``matrix[a]`` per last item ``a``; a zero row (no evidence) where it is -1 (none)."""
+        last_items = np.asarray(last_items)
+        rows = self.matrix[np.maximum(last_items, 0)]
+        if (last_items < 0).any():
+            rows[last_items < 0] = 0
+        return rows
 
 
 class Markov(ItemToItem):

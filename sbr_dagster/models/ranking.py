@@ -14,6 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def at_or_above(scores, target_scores, ties=None, target_ties=None, *, xp=np):
+    """Where a candidate counts against the target: a higher score, or an equal one that the model's
+    own order (``ties``, lower first) does not put after the target. Element-wise, broadcasting."""
+    if ties is None:
+        return xp.greater_equal(scores, target_scores)
+    return xp.logical_or(
+        xp.greater(scores, target_scores),
+        xp.logical_and(xp.equal(scores, target_scores), xp.less_equal(ties, target_ties)),
+    )
+
+
 def target_ranks(scores, targets, tie_order=None, *, xp=np):
     """Rank of ``targets[i]`` in row ``scores[i]`` (``xp``: ``numpy`` or ``keras.ops``).
 
@@ -21,16 +32,20 @@ def target_ranks(scores, targets, tie_order=None, *, xp=np):
     """
     targets = xp.expand_dims(targets, 1)
     target_scores = xp.take_along_axis(scores, targets, axis=1)
-    if tie_order is None:
-        at_least = xp.greater_equal(scores, target_scores)
-    else:
-        tied_first = xp.less_equal(xp.expand_dims(tie_order, 0), xp.take(tie_order, targets))
-        at_least = xp.logical_or(
-            xp.greater(scores, target_scores),
-            xp.logical_and(xp.equal(scores, target_scores), tied_first),
-        )
+    ties = None if tie_order is None else xp.expand_dims(tie_order, 0)
+    target_ties = None if tie_order is None else xp.take(tie_order, targets)
     # ``sum`` of booleans counts them in both libraries; TensorFlow's count_nonzero is 1.5x slower.
-    return xp.sum(at_least, axis=1)
+    return xp.sum(at_or_above(scores, target_scores, ties, target_ties, xp=xp), axis=1)
+
+
+def excluded_ahead(scores, targets, rows, items, tie_order=None) -> np.ndarray:
+    """Per row of ``scores``, how many excluded candidates (``rows[j]``, ``items[j]``) count against
+    that row's target: subtracted from ``target_ranks``, the rank among the rest (NumPy)."""
+    target_scores = np.take_along_axis(scores, np.asarray(targets)[:, None], axis=1)[:, 0]
+    ties = None if tie_order is None else tie_order[items]
+    target_ties = None if tie_order is None else tie_order[np.asarray(targets)[rows]]
+    ahead = at_or_above(scores[rows, items], target_scores[rows], ties, target_ties)
+    return np.bincount(rows[ahead], minlength=len(targets))
 
 
 def popularity_order(popularity: np.ndarray) -> np.ndarray:

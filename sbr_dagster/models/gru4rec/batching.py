@@ -89,19 +89,22 @@ def session_parallel(
     order: Order = "time",
     seed: int | np.random.Generator = 0,
     start_times: np.ndarray | None = None,
+    every_event: bool = False,
 ) -> Schedule:
     """Lay out one epoch over the sessions ``offsets`` delimits in ``items``.
 
     Every event except each session's last is an input exactly once, with the following event as
     its target. ``order="time"`` without ``start_times`` keeps the given session order (what
     evaluation needs); sessions with a single event predict nothing and are skipped.
+    ``every_event`` lays out every event, the last included, with no target: a timeline replay
+    decides per event whether to predict it and whether to consume it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     offsets = np.asarray(offsets, dtype=np.int64)
     items = np.asarray(items)
     sessions = session_order(len(offsets) - 1, order, seed=seed, start_times=start_times)
-    steps = np.diff(offsets)[sessions] - 1
+    steps = np.diff(offsets)[sessions] - (0 if every_event else 1)
     keep = steps > 0
     sessions, steps = sessions[keep], steps[keep]
 
@@ -132,7 +135,8 @@ def session_parallel(
     inputs = np.zeros(shape, dtype=np.int32)
     targets = np.zeros(shape, dtype=np.int32)
     inputs[t, b] = items[event]
-    targets[t, b] = items[event + 1]
+    if not every_event:
+        targets[t, b] = items[event + 1]
     return Schedule(inputs=inputs, targets=targets, reset=reset, mask=mask, events=events, width=width)
 
 

@@ -15,9 +15,10 @@ import tensorflow as tf
 from keras import ops
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.timeline import Replay, seen_pairs
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
-from sbr_dagster.models.ranking import target_ranks
+from sbr_dagster.models.ranking import excluded_ahead, target_ranks
 
 EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
 EVAL_BATCH = 512  # sessions side by side while ranking
@@ -90,3 +91,59 @@ def score_histories(network: GRU4RecNetwork, histories: Sessions, *, use_ratings
         inputs, rating_cells, live, network.initial_states(histories.n_sessions)
     )
     return np.asarray(scores)
+
+
+@functools.lru_cache(maxsize=4)
+def _replay_chunk_fn(network: GRU4RecNetwork):
+    """Replay steps of a chunk: reset, keep the state of every cell to be predicted, then consume."""
+    cells, flags, states = network.chunk_signature()
+
+    def replay_chunk(inputs, ratings, reset, feed, predict, states):
+        outputs = tf.TensorArray(tf.float32, size=tf.shape(inputs)[0])
+        for t in tf.range(tf.shape(inputs)[0]):
+            keep = tf.cast(~reset[t], tf.float32)[:, None]
+            states = [h * keep for h in states]
+            outputs = outputs.write(t, states[-1])  # what the model knows before this event
+            _, stepped = network.step(inputs[t], states, ratings[t], training=False)
+            states = [tf.where(feed[t][:, None], new, old) for new, old in zip(stepped, states, strict=True)]
+        return states, network.score_all(tf.boolean_mask(outputs.stack(), predict))
+
+    return tf.function(replay_chunk, input_signature=[cells, cells, flags, flags, flags, states])
+
+
+def replay_ranks(
+    network: GRU4RecNetwork, stream: Replay, *, use_ratings: bool, batch_size: int = EVAL_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of ``stream``'s targets among all candidates and among those not rated before.
+
+    Users' timelines run side by side; a session start resets a slot's state (the user's seen
+    movies are not reset: they are the viewer's, not the session's). The scores leave the graph,
+    since the unseen ranking needs each target's own exclusions (``ranking.excluded_ahead``).
+    """
+    schedule = session_parallel(
+        stream.offsets, batch_size, items=np.maximum(stream.items, 0), order="time", every_event=True
+    )
+    live = schedule.events >= 0
+    at = np.maximum(schedule.events, 0)
+    reset, feed, predict = (live & flags[at] for flags in (stream.session_start, stream.feed, stream.target))
+    rating_cells = cell_values(stream.ratings if use_ratings else None, schedule.events)
+    targets = stream.target_events
+    ranks = np.zeros(targets.size, dtype=np.int64), np.zeros(targets.size, dtype=np.int64)
+    replay_chunk = _replay_chunk_fn(network)
+    states = network.initial_states(batch_size)
+    for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
+        rows = (slice(begin, end), slice(0, width))
+        states, scores = replay_chunk(
+            schedule.inputs[rows], rating_cells[rows], reset[rows], feed[rows], predict[rows],
+            [h[:width] for h in states],
+        )  # fmt: skip
+        events = schedule.events[rows][predict[rows]]  # row-major, as boolean_mask takes them
+        if events.size == 0:
+            continue
+        scores, items = scores.numpy(), stream.items[events]
+        everything = target_ranks(scores, items)
+        pairs = seen_pairs(stream, events)
+        where = np.searchsorted(targets, events)
+        ranks[0][where] = everything
+        ranks[1][where] = everything - excluded_ahead(scores, items, *pairs)
+    return ranks

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.timeline import Replay
 from sbr_dagster.lake.files import atomic_path
 from sbr_dagster.models.base import AfterEpoch, Log, SessionModel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
@@ -48,6 +49,11 @@ class GRU4Rec(SessionModel):
         from sbr_dagster.models.gru4rec.inference import rank_sessions
 
         return rank_sessions(self._fitted(), sessions, use_ratings=self._uses_ratings)
+
+    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
+        from sbr_dagster.models.gru4rec.inference import replay_ranks
+
+        return replay_ranks(self._fitted(), stream, use_ratings=self._uses_ratings)
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import score_histories
