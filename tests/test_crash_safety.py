@@ -50,14 +50,16 @@ def kill_during_write(
     return caught
 
 
-def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path):
+def old_lake_then_killed_update(tmp_path: Path, prefix: str = "") -> tuple[Path, Path, dict[str, bytes]]:
+    """A lake built from small data, then a real materialization of larger data SIGKILLed while it
+    writes (a ``.tmp`` file, or with ``prefix`` a staging folder); returns the lake, the new data
+    and the old lake's bytes."""
     old_data = synthetic.write_ml1m_like(tmp_path / "old", n_users=60, n_items=80, seed=1)
     # ~450k ratings: writing the user sessions table takes a good fraction of a second.
     new_data = synthetic.write_ml1m_like(tmp_path / "new", n_users=10_000, n_items=2_000, seed=2)
     root = tmp_path / "lake"
     assert run_preprocess(root, old_data).success
     old = lake_files(root)
-
     for _ in range(3):
         materialize = cli(
             "dagster",
@@ -67,11 +69,14 @@ def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path)
             definition="user",
             workdir=tmp_path,
         )
-        caught = kill_during_write(materialize, root / "user")
+        caught = kill_during_write(materialize, root / "user", prefix=prefix)
         if caught is not None and caught.exists():
-            break  # killed while that file was being written: its temporary is left behind
-    else:
-        pytest.fail("the materialization was never caught in the middle of a write")
+            return root, new_data, old  # killed while it was being written: it is left behind
+    pytest.fail("the materialization was never caught in the middle of a write")
+
+
+def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path):
+    root, new_data, old = old_lake_then_killed_update(tmp_path)
 
     after_kill = lake_files(root)
     tables = sorted(name for name in after_kill if name.endswith(".parquet") and "/." not in name)
@@ -141,27 +146,9 @@ def test_directory_is_replaced_as_a_whole(tmp_path):
 
 def test_killed_inside_the_split_leaves_the_old_split_whole_and_rerun_writes_the_new_one(tmp_path):
     """The four split tables are one unit: a kill while they are written leaves the old four."""
-    old_data = synthetic.write_ml1m_like(tmp_path / "old", n_users=60, n_items=80, seed=1)
-    new_data = synthetic.write_ml1m_like(tmp_path / "new", n_users=10_000, n_items=2_000, seed=2)
-    root = tmp_path / "lake"
-    assert run_preprocess(root, old_data).success
-    old = lake_files(root)
-    split = [str(layout.table_path(".", ("user", part))) for part in layout.SPLIT_TABLES]
     staging = f".{layout.SPLIT_DIR}."  # the folder the new split is written into before the swap
-
-    for _ in range(3):
-        materialize = cli(
-            "dagster",
-            ["asset", "materialize", "--select", SELECTION],
-            data=new_data,
-            lake_root=root,
-            definition="user",
-            workdir=tmp_path,
-        )
-        if kill_during_write(materialize, root / "user", prefix=staging) is not None:
-            break
-    else:
-        pytest.fail("the materialization was never caught while writing the split")
+    root, new_data, old = old_lake_then_killed_update(tmp_path, prefix=staging)
+    split = [str(layout.table_path(".", ("user", part))) for part in layout.SPLIT_TABLES]
 
     after_kill = lake_files(root)
     assert run_preprocess(root, new_data).success

@@ -71,7 +71,7 @@ def check_days(test_days: object, valid_days: object) -> None:
             raise InputDataError(f"{name} must be a positive number of days; got {value!r}.")
 
 
-def _check_fractions(test_fraction: object, valid_fraction: object) -> None:
+def check_fractions(test_fraction: object, valid_fraction: object) -> None:
     for name, value in (("test_fraction", test_fraction), ("valid_fraction", valid_fraction)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
             raise InputDataError(f"{name} must be a number strictly between 0 and 1; got {value!r}.")
@@ -207,7 +207,7 @@ def split_by_fraction(
     stay together, so the parts can be slightly larger than their fraction, and every train session
     ends strictly before ``valid_cutoff`` as with the days rule.
     """
-    _check_fractions(test_fraction, valid_fraction)
+    check_fractions(test_fraction, valid_fraction)
     ends = session_ends(cleansed)
     n_test = max(1, round(ends.height * test_fraction))
     n_valid = max(1, round(ends.height * valid_fraction))
@@ -274,7 +274,7 @@ def check_settings(
     if method not in _KNOBS:
         raise InputDataError(f"unknown split method {method!r}: use {' or '.join(map(repr, _KNOBS))}.")
     check_days(test_days, valid_days)
-    _check_fractions(test_fraction, valid_fraction)
+    check_fractions(test_fraction, valid_fraction)
 
 
 def split(

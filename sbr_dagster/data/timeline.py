@@ -11,14 +11,13 @@ at least ``LIKED``).
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from sbr_dagster.data import sessions
+from sbr_dagster.data import sessions, splitting
 from sbr_dagster.errors import InputDataError
 
 LIKED = 4  # a target rated at least this is one the viewer liked
@@ -33,21 +32,10 @@ class Cuts:
     test: datetime
 
 
-def check_fractions(test_fraction: object, valid_fraction: object) -> None:
-    for name, value in (("test_fraction", test_fraction), ("valid_fraction", valid_fraction)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-            raise InputDataError(f"{name} must be a number strictly between 0 and 1; got {value!r}.")
-    if test_fraction + valid_fraction >= 1:
-        raise InputDataError(
-            f"test_fraction + valid_fraction = {test_fraction + valid_fraction} leaves no events to "
-            "train on; keep their sum below 1."
-        )
-
-
 def cut_times(ratings: pl.DataFrame, test_fraction: float = 0.1, valid_fraction: float = 0.1) -> Cuts:
     """The times that leave the latest ``test_fraction`` of events for test and the ``valid_fraction``
     before them for validation; events at a cut time belong to the later part."""
-    check_fractions(test_fraction, valid_fraction)
+    splitting.check_fractions(test_fraction, valid_fraction)
     if ratings.height == 0:
         raise InputDataError("cannot cut an empty ratings table into train, validation and test.")
     times = ratings.sort(*_EVENT_ORDER)["timestamp"]
