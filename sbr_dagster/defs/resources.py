@@ -98,9 +98,12 @@ class PreprocessingSettings(dg.ConfigurableResource):
 
     def rating_window(self) -> parsing.RatingWindow:
         latest = (
-            None if self.latest_rating is None else parsing.parse_moment(self.latest_rating, "latest_rating")
+            None
+            if self.latest_rating is None
+            else parsing.parse_moment(self.latest_rating, parsing.LATEST_SETTING)
         )
-        return parsing.rating_window(parsing.parse_moment(self.earliest_rating, "earliest_rating"), latest)
+        earliest = parsing.parse_moment(self.earliest_rating, parsing.EARLIEST_SETTING)
+        return parsing.rating_window(earliest, latest)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Every knob is checked when the run starts, before any asset writes a table."""
@@ -119,7 +122,7 @@ class PreprocessingSettings(dg.ConfigurableResource):
 class RunSettings(dg.ConfigurableResource):
     """Checks every op setting of a run when it starts, so a wrong model setting fails before the
     preprocessing steps of the same run rewrite a table. ``models`` maps each training op to its
-    model (filled in by the pipeline); other ops' settings are checked by ``checked_settings``."""
+    model (filled in by the pipeline); counts named in ``POSITIVE_SETTINGS`` must be >= 1 in any op."""
 
     models: dict[str, str] = pydantic.Field(default_factory=dict)
 
