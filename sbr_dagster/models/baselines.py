@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,13 +58,7 @@ class Baseline(SessionModel):
     def rank(self, sessions: Sessions) -> np.ndarray:
         items = np.asarray(sessions.items)
         _, event = prediction_index(sessions.offsets)
-        ranks = np.empty(event.size, dtype=np.int64)
-        for start in range(0, event.size, RANK_CHUNK):
-            batch = event[start : start + RANK_CHUNK]
-            ranks[start : start + RANK_CHUNK] = target_ranks(
-                self.scores(items[batch - 1]), items[batch], self.tie_order
-            )
-        return ranks
+        return self._ranks(items[event - 1], items[event])[0]
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         """Scores after each history's last item; an empty history has none (no evidence)."""
@@ -75,15 +70,28 @@ class Baseline(SessionModel):
         events = stream.target_events
         fed = timeline.last_fed_before(stream)[events]
         last_items = np.where(fed >= 0, stream.items[np.maximum(fed, 0)], -1)
-        ranks = np.empty(events.size, dtype=np.int64), np.empty(events.size, dtype=np.int64)
-        for start in range(0, events.size, RANK_CHUNK):
+        return self._ranks(
+            last_items, stream.items[events], lambda part: timeline.seen_pairs(stream, events[part])
+        )
+
+    def _ranks(
+        self,
+        last_items: np.ndarray,
+        targets: np.ndarray,
+        seen: Callable[[slice], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ranks of ``targets`` after ``last_items``, ``RANK_CHUNK`` at a time; with ``seen`` (the
+        (row, item) pairs a chunk's viewers rated before), also the ranks among the unseen."""
+        ranks = np.empty(targets.size, dtype=np.int64)
+        unseen = None if seen is None else np.empty(targets.size, dtype=np.int64)
+        for start in range(0, targets.size, RANK_CHUNK):
             part = slice(start, start + RANK_CHUNK)
-            scores, targets = self.scores(last_items[part]), stream.items[events[part]]
-            everything = target_ranks(scores, targets, self.tie_order)
-            rows, items = timeline.seen_pairs(stream, events[part])
-            ranks[0][part] = everything
-            ranks[1][part] = everything - excluded_ahead(scores, targets, rows, items, self.tie_order)
-        return ranks
+            scores = self.scores(last_items[part])
+            ranks[part] = target_ranks(scores, targets[part], self.tie_order)
+            if unseen is not None:
+                ahead = excluded_ahead(scores, targets[part], *seen(part), self.tie_order)
+                unseen[part] = ranks[part] - ahead
+        return ranks, unseen
 
 
 class Popularity(Baseline):

@@ -76,8 +76,9 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         if missing:
             name = files.as_path(directory)
             raise InputDataError(
-                f"no trained model in {name} (missing {', '.join(missing)}): materialize the model asset "
-                f"first, e.g. `{launch_hint(f'+{name.parent.name}/{name.name}')}`"
+                f"no trained model in {name} (missing {', '.join(missing)}): materialize the asset that "
+                f"trains it first; its key is the folder's path in the lake, e.g. "
+                f"`{launch_hint('+user/' + name.name)}`"
             )
         history = (
             pl.read_parquet(local / HISTORY_FILE) if (local / HISTORY_FILE).is_file() else pl.DataFrame()
