@@ -241,9 +241,13 @@ def test_duplicate_ratings_keep_the_earliest(ml1m_like_dir, tmp_path):
 
 
 def test_cleansing_that_leaves_nothing_names_the_knobs(good_lake, lake_copy, ml1m_like_dir):
-    message = raises_input_error(lake_copy, ml1m_like_dir, min_item_support=10**6)
+    message = raises_input_error(lake_copy, ml1m_like_dir, min_item_support=10**6, split_method="days")
     assert message.startswith(f"{DEFINITION}: cleansing removed every event: min_item_support=1000000")
     assert "resources.preprocessing.config" in message
+    # On the timeline protocol the shared candidate set is the first thing left empty.
+    message = raises_input_error(lake_copy, ml1m_like_dir, min_item_support=10**6)
+    assert message.startswith("no movie has 1000000 ratings before the validation cut")
+    assert "lower min_item_support" in message
     for part in ("train", "valid", "test", "item_index"):
         table = str(layout.table_path(".", (DEFINITION, part)))
         assert (lake_copy / table).read_bytes() == good_lake[1][table], "the old split stays"

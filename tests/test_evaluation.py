@@ -3,6 +3,7 @@ import polars as pl
 import pytest
 
 from sbr_dagster.data.arrays import Sessions, prediction_index, session_arrays
+from sbr_dagster.data.timeline import Replay
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation.evaluate import RANKS_SCHEMA, evaluate
 from sbr_dagster.evaluation.metrics import mrr_at, recall_at
@@ -52,7 +53,8 @@ def test_prediction_index_rejects_single_event_sessions():
 
 
 def _frame(ranks: np.ndarray, offsets: np.ndarray, model: str = "gru", **kwargs) -> pl.DataFrame:
-    return metrics_frame(ranks, offsets, definition="gap_1h", split="test", model=model, n_boot=200, **kwargs)
+    groups = prediction_index(offsets)[0] if len(offsets) > 1 and np.diff(offsets).min() > 1 else offsets
+    return metrics_frame(ranks, groups, definition="gap_1h", split="test", model=model, n_boot=200, **kwargs)
 
 
 def test_metrics_frame_has_one_row_per_cutoff_and_intervals_only_where_asked():
@@ -73,6 +75,8 @@ def test_metrics_frame_has_one_row_per_cutoff_and_intervals_only_where_asked():
 def test_metrics_frame_requires_one_rank_per_prediction():
     with pytest.raises(ValueError, match="got 5 ranks for 6 predictions"):
         _frame(np.array([1, 2, 3, 4, 5]), np.array([0, 3, 5, 9]))
+    with pytest.raises(ValueError, match="ranks are 1-based"):
+        _frame(np.array([1, 0, 3, 4, 5, 6]), np.array([0, 3, 5, 9]))
 
 
 def test_comparison_markdown_has_a_row_per_model_with_the_interval_at_20():
@@ -96,10 +100,9 @@ def test_comparison_markdown_has_a_row_per_model_with_the_interval_at_20():
 
 
 def test_comparison_markdown_labels_rows_by_split_when_splits_are_mixed():
-    offsets = np.array([0, 3])
     frame = pl.concat(
         [
-            metrics_frame(np.array([1, 2]), offsets, definition="d", split=split, model="sr", n_boot=50)
+            metrics_frame(np.array([1, 2]), np.zeros(2), definition="d", split=split, model="sr", n_boot=50)
             for split in ("valid", "test")
         ]
     )
@@ -120,15 +123,41 @@ def test_evaluate_ranks_every_prediction_with_every_model_through_the_interface(
     for model in models.values():
         model.fit(train, 4)
     splits = {"valid": _sessions([0, 1], [3, 0, 1]), "test": _sessions([1, 2, 3], [2, 3])}
-    result = evaluate(models, splits, definition="d", n_boot=50)
+    streams = {name: Replay.of_sessions(sessions) for name, sessions in splits.items()}
+    result = evaluate(models, streams, definition="d", protocol="days", n_boot=50)
     assert result.metrics.schema == pl.Schema(METRICS_SCHEMA)
     assert result.ranks.schema == pl.Schema(RANKS_SCHEMA)
     for split, sessions in splits.items():
         for name, model in models.items():
             ranks = result.ranks.filter(split=split, model=name)
             assert ranks["rank"].to_list() == model.rank(sessions).tolist()
-            assert ranks["session"].to_list() == prediction_index(sessions.offsets)[0].tolist()
-            at_1 = result.metrics.filter(split=split, model=name, k=1)
+            assert ranks["group"].to_list() == prediction_index(sessions.offsets)[0].tolist()
+            assert (ranks["rank_unseen"] <= ranks["rank"]).all()
+            at_1 = result.metrics.filter(split=split, model=name, k=1, ranking="all", slice="all")
             assert at_1["n_predictions"].item() == sessions.n_predictions
             assert at_1["recall"].item() == recall_at(ranks["rank"].to_numpy(), 1)
+            unseen = result.metrics.filter(split=split, model=name, k=20, ranking="unseen", slice="all")
+            assert unseen["recall"].item() == recall_at(ranks["rank_unseen"].to_numpy(), 20)
         assert set(result.predictions_per_s) == set(models)
+
+
+def test_evaluate_reports_the_liked_slice_and_the_unseen_ranking():
+    """A session that re-rates a movie: the unseen ranking skips the movie seen before (not the
+    target itself), and the liked slice holds only targets rated 4 or more."""
+    train = _sessions([0, 1, 2], [1, 2, 3], [2, 3, 0], [0, 1], [0, 1])
+    model = registry.build("pop")
+    model.fit(train, 4)  # popularity order: 0, 1, 2, 3
+    stream = Replay.of_sessions(
+        Sessions(np.array([0, 2, 1, 2], np.int32), np.array([0, 4]), np.array([5, 2, 4, 5], np.int8))
+    )
+    result = evaluate({"pop": model}, {"test": stream}, definition="d", protocol="days", n_boot=20)
+    ranks = result.ranks.sort("target")
+    assert ranks["rank"].to_list() == [3, 2, 3]  # targets 2, 1, 2
+    # 0 is seen before the first target; before the last, 0 and 1 are (2 too, but it is the target)
+    assert ranks["rank_unseen"].to_list() == [2, 1, 1]
+    assert ranks["liked"].to_list() == [False, True, True]
+    liked = result.metrics.filter(ranking="unseen", slice="liked", k=1)
+    assert liked["n_predictions"].item() == 2
+    assert liked["recall"].item() == 1.0
+    everything = result.metrics.filter(ranking="all", slice="liked", k=1)
+    assert everything["recall"].item() == 0.0  # ranks 2 and 3 among all

@@ -114,7 +114,8 @@ def test_a_gap_that_leaves_only_single_event_sessions_fails_at_cleansing(project
     (root / "experiments.yaml").write_text(
         json.dumps({"experiments": [{"name": "x", "definition": "gap_1s"}]})
     )
-    code, output = launch(root, env, "--job", "preprocess")
+    days = {"resources": {"preprocessing": {"config": {"split_method": "days"}}}}  # cleanse all 6 events
+    code, output = launch(root, env, "--job", "preprocess", config=days)
     assert code != 0
     lines = error_lines(output, "InputDataError: gap_1s: 100% of the 6 sessions have fewer than 2 events")
     assert lines and len(set(lines)) == 1, "the one message, as Dagster reports it (step and run)"

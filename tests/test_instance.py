@@ -46,7 +46,10 @@ def project(ml1m_like_dir, tmp_path_factory):
         )
     )
     outputs = {"dg": run("dg", ["launch", "--job", "preprocess"], workdir, **paths)}
-    modeled = ",".join(f"{DEFINITION}/{name}" for name in ("gru4rec", "metrics", "sample_recommendations"))
+    modeled = ",".join(
+        [f"{DEFINITION}/{name}" for name in ("gru4rec", "metrics", "sample_recommendations")]
+        + ["timeline/comparison"]
+    )
     outputs["dagster"] = run(
         "dagster", ["asset", "materialize", "--select", modeled, "-c", str(run_config)], workdir, **paths
     )
@@ -76,7 +79,7 @@ def test_both_runs_and_every_materialization_are_in_the_ui_instance(project):
             assert event is not None, f"{key.to_user_string()} never materialized in the UI's instance"
             assert event.asset_materialization.metadata, key.to_user_string()
         metrics = instance.get_latest_materialization_event(dg.AssetKey([DEFINITION, "metrics"]))
-        assert 0 <= metrics.asset_materialization.metadata["test/gru4rec/recall@20"].value <= 1
+        assert 0 <= metrics.asset_materialization.metadata["test/gru4rec/all/all/recall@20"].value <= 1
 
 
 def test_every_check_result_is_in_the_ui_instance(project):
@@ -102,4 +105,5 @@ def test_dagster_dev_serves_the_recorded_materializations(project):
         server.stop()
     for key in everything_job().asset_layer.executable_asset_keys:
         assert shown.get(key.to_user_string()), f"{key.to_user_string()} not materialized in the UI: {shown}"
-    assert "test/gru4rec/recall@20" in shown[f"{DEFINITION}/metrics"]
+    assert "test/gru4rec/all/all/recall@20" in shown[f"{DEFINITION}/metrics"]
+    assert "findings" in shown["timeline/comparison"]

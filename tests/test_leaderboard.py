@@ -38,8 +38,11 @@ def metrics_table(recall: float, mrr: float, low: float, high: float) -> pl.Data
     return pl.DataFrame(
         {
             "definition": ["d"],
+            "protocol": ["timeline"],
             "split": ["test"],
             "model": ["gru4rec"],
+            "ranking": ["all"],
+            "slice": ["all"],
             "k": [20],
             "recall": [recall],
             "mrr": [mrr],
@@ -76,17 +79,30 @@ def test_leaderboard_rows_and_findings():
     board = leaderboard.leaderboard_frame(experiments, tables, {"base": {"best_epoch": 3}})
     assert board["experiment"].to_list() == ["same_split", "other_split", "base"]
     assert board.filter(pl.col("experiment") == "base")["best_epoch"].item() == 3
-    sessions = np.arange(10)
-    ranks = {
-        "base": (np.full(10, 30), sessions),
-        "same_split": (np.full(10, 1), sessions),
-        "other_split": (np.full(10, 5), sessions),
-    }
+
+    def ranks(rank: int, first_target: int = 0) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "target": np.arange(first_target, first_target + 10),
+                "group": np.arange(10),
+                "liked": np.arange(10) % 2 == 0,
+                "rank": np.full(10, rank),
+                "rank_unseen": np.full(10, rank),
+            }
+        )
+
+    test_ranks = {"base": ranks(30), "same_split": ranks(1), "other_split": ranks(5, first_target=100)}
     found = {
         row["experiment"]: row
-        for row in leaderboard.findings(experiments, board, ranks).iter_rows(named=True)
+        for row in leaderboard.findings(experiments, board, test_ranks).iter_rows(named=True)
     }
+    # Only the (all, all) view is in these tables: one finding per comparison.
+    assert [
+        row["experiment"]
+        for row in leaderboard.findings(experiments, board, test_ranks).iter_rows(named=True)
+    ] == ["same_split", "other_split"]
     assert found["same_split"]["paired"] and found["same_split"]["verdict"] == "helped"
+    assert "all targets, ranked among all movies" in found["same_split"]["sentence"]
     assert not found["other_split"]["paired"]
     assert found["other_split"]["verdict"] == "no clear difference"  # 0.17..0.25 vs 0.18..0.22 overlap
     assert "unpaired" in found["other_split"]["sentence"]

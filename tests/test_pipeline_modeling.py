@@ -37,11 +37,85 @@ def test_training_and_evaluation_assets(trained):
     assert dict(metrics.schema) == METRICS_SCHEMA
     assert set(metrics["model"]) == {"gru4rec", "pop", "markov", "sr", "item_knn"}
     assert set(metrics["split"]) == {"valid", "test"}
+    assert set(metrics["protocol"]) == {"timeline"}
+    assert set(metrics["ranking"]) == {"all", "unseen"} and set(metrics["slice"]) == {"all", "liked"}
+    # Every model ranked every shared target, and the liked slice is the targets rated >= 4.
+    targets = pl.read_parquet(lake_root / "timeline" / "targets.parquet")
+    for split in ("valid", "test"):
+        shared = targets.filter(pl.col("split") == split)
+        counts = (
+            metrics.filter(pl.col("split") == split).group_by("slice").agg(pl.col("n_predictions").unique())
+        )
+        assert dict(counts.iter_rows()) == {"all": [shared.height], "liked": [int(shared["liked"].sum())]}
     test = pl.read_parquet(layout.table_path(lake_root, ("gap_1h", "test")))
+    assert test.height == targets.filter(pl.col("split") == "test").height
+    # Among unseen movies a target never ranks lower than among all of them.
+    ranks = pl.read_parquet(lake_root / "gap_1h" / "ranks.parquet")
+    assert (ranks["rank_unseen"] <= ranks["rank"]).all() and (ranks["rank_unseen"] < ranks["rank"]).any()
+    # No train event at or after T_valid.
+    cuts = pl.read_parquet(lake_root / "timeline" / "cuts.parquet")
+    train = pl.read_parquet(layout.table_path(lake_root, ("gap_1h", "train")))
+    assert train["timestamp"].max() < cuts["valid_cut"].item()
+    for name in ("gap_1h/metrics:same_targets_as_every_variant", "gap_1h/metrics:contexts_precede_targets"):
+        assert checks[name], name
+
+
+def test_comparison_pairs_gru4rec_with_every_baseline(trained):
+    result, lake_root = trained
+    table = pl.read_parquet(lake_root / "timeline" / "comparison.parquet")
+    assert table.columns[:9] == [
+        "variant",
+        "model",
+        "split",
+        "slice",
+        "ranking",
+        "k",
+        "recall",
+        "mrr",
+        "n_predictions",
+    ]
+    found = pl.read_parquet(lake_root / "timeline" / "findings.parquet")
+    assert set(found["b"]) == {f"gap_1h/{m}" for m in ("pop", "markov", "sr", "item_knn")}
+    assert found.height == 4 * 4  # every baseline, on all / liked targets, ranked among all / unseen
+    row = found.filter(
+        (pl.col("b") == "gap_1h/pop") & (pl.col("slice") == "all") & (pl.col("ranking") == "all")
+    )
+    at20 = table.filter(
+        (pl.col("split") == "test")
+        & (pl.col("k") == 20)
+        & (pl.col("slice") == "all")
+        & (pl.col("ranking") == "all")
+    )
+    recall = dict(zip(at20["model"], at20["recall"], strict=True))
+    assert row["delta_recall"].item() == pytest.approx(recall["gru4rec"] - recall["pop"])
     assert (
-        metrics.filter(pl.col("split") == "test")["n_predictions"]
+        row["delta_recall_ci_low"].item() <= row["delta_recall"].item() <= row["delta_recall_ci_high"].item()
+    )
+    meta = result.asset_materializations_for_node("timeline__comparison")[0].metadata
+    assert "gap_1h/gru4rec vs gap_1h/pop" in meta["findings"].value
+    assert "data:image/png;base64," in meta["chart"].value
+
+
+def test_days_protocol_stays_selectable(ml1m_like_dir, tmp_path):
+    """split_method days: each definition's own test sessions, every event after a session's first."""
+    run_config = {
+        "ops": {"gap_1h__gru4rec": {"config": TINY}, "gap_1h__metrics": {"config": {"n_bootstrap": 50}}}
+    }
+    result = run_job(
+        "everything", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",), run_config=run_config,
+        split_method="days",
+    )  # fmt: skip
+    assert result.success
+    assert all(checks_by_name(result).values())
+    metrics = pl.read_parquet(tmp_path / "gap_1h" / "metrics.parquet")
+    assert set(metrics["protocol"]) == {"days"}
+    test = pl.read_parquet(layout.table_path(tmp_path, ("gap_1h", "test")))
+    assert (
+        metrics.filter((pl.col("split") == "test") & (pl.col("slice") == "all"))["n_predictions"]
         == test.height - test["session_id"].n_unique()
     ).all()
+    meta = result.asset_materializations_for_node("timeline__comparison")[0].metadata
+    assert "nothing is paired" in meta["findings"].value
 
 
 def test_metadata_shows_curve_and_comparison(trained):
@@ -51,8 +125,9 @@ def test_metadata_shows_curve_and_comparison(trained):
     assert model_meta["device"].value
     assert "data:image/png;base64," in model_meta["curve"].value
     metrics_meta = result.asset_materializations_for_node("gap_1h__metrics")[0].metadata
-    assert 0 <= metrics_meta["test/gru4rec/recall@20"].value <= 1
-    assert "item_knn" in metrics_meta["comparison_test"].value
+    assert 0 <= metrics_meta["test/gru4rec/all/all/recall@20"].value <= 1
+    assert "item_knn" in metrics_meta["comparison_test_all"].value
+    assert "item_knn" in metrics_meta["comparison_test_unseen"].value
     samples = result.asset_materializations_for_node("gap_1h__sample_recommendations")[0].metadata
     assert "Watched next:" in samples["samples"].value
 
@@ -91,12 +166,21 @@ def test_sweep_leaderboard_matches_evaluations(ml1m_like_dir, tmp_path):
     assert set(board["experiment"]) == {"base", "wide", "liked"}
     for row in board.iter_rows(named=True):
         metrics = pl.read_parquet(tmp_path / "experiments" / row["experiment"] / "metrics.parquet")
-        at20 = metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20)).row(0, named=True)
-        assert row["test_recall_20"] == at20["recall"]
-        assert row["test_mrr_20"] == at20["mrr"]
+        test = metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20))
+        for ranking, slice_name, prefix in (
+            ("all", "all", "test_"),
+            ("unseen", "liked", "test_unseen_liked_"),
+        ):
+            at20 = test.filter((pl.col("ranking") == ranking) & (pl.col("slice") == slice_name)).row(
+                0, named=True
+            )
+            assert row[f"{prefix}recall_20"] == at20["recall"]
+            assert row[f"{prefix}mrr_20"] == at20["mrr"]
     meta = result.asset_materializations_for_node("experiments__leaderboard")[0].metadata
     assert "wide (48 units) vs base" in meta["findings"].value
-    assert "different test sets, unpaired" in meta["findings"].value
+    # On the timeline protocol even a rating policy ranks the same targets: it is paired too.
+    assert "liked (ratings >= 3) vs base, all targets, ranked among all movies" in meta["findings"].value
+    assert "unpaired" not in meta["findings"].value
 
 
 @pytest.mark.real_data
@@ -115,12 +199,11 @@ def test_real_ml1m_small_model_beats_popularity(real_ml1m_dir, tmp_path):
     assert checks["user/metrics:gru4rec_beats_popularity"]
     assert all(checks.values()), checks
     metrics = pl.read_parquet(tmp_path / "user" / "metrics.parquet")
-    at20 = {
-        row["model"]: row["recall"]
-        for row in metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20)).iter_rows(named=True)
-    }
-    assert at20["gru4rec"] > at20["pop"]
-    test = pl.read_parquet(layout.table_path(tmp_path, ("user", "test")))
-    assert metrics["n_predictions"].filter(metrics["split"] == "test").unique().to_list() == [
-        test.height - test["session_id"].n_unique()
-    ]
+    headline = metrics.filter((pl.col("split") == "test") & (pl.col("k") == 20) & (pl.col("slice") == "all"))
+    for ranking in ("all", "unseen"):
+        at20 = dict(headline.filter(pl.col("ranking") == ranking).select("model", "recall").iter_rows())
+        assert at20["gru4rec"] > at20["pop"], ranking
+    # The issue's acceptance: >= 80,000 test targets from >= 1,000 viewers, all of them ranked.
+    targets = pl.read_parquet(tmp_path / "timeline" / "targets.parquet").filter(pl.col("split") == "test")
+    assert targets.height >= 80_000 and targets["user_id"].n_unique() >= 1_000
+    assert headline["n_predictions"].unique().to_list() == [targets.height]

@@ -43,7 +43,13 @@ def test_materializes_every_table_for_every_definition(ml1m_like_dir, tmp_path):
         train = pl.read_parquet(layout.table_path(tmp_path, (name, "train")))
         assert dict(train.schema) == schema.SPLIT
         test = pl.read_parquet(layout.table_path(tmp_path, (name, "test")))
-        assert set(test["item_id"].unique()) <= set(train["item_id"].unique())
+        items = pl.read_parquet(layout.table_path(tmp_path, (name, "item_index")))["item_id"]
+        assert set(test["item_id"].unique()) <= set(items)
+    # The timeline protocol: every definition's test table is the same shared targets.
+    targets = pl.read_parquet(tmp_path / "timeline" / "targets.parquet")
+    for name in DEFINITIONS:
+        test = pl.read_parquet(layout.table_path(tmp_path, (name, "test")))
+        assert test.height == targets.filter(pl.col("split") == "test").height
 
 
 def test_metadata_has_stats_and_plots(ml1m_like_dir, tmp_path):
@@ -103,5 +109,15 @@ def test_real_ml1m_preprocessing(real_ml1m_dir, tmp_path):
     assert_all_checks_passed(result)
     ratings = result.asset_materializations_for_node("raw__ratings")[0].metadata
     assert ratings["ratings"].value == 1_000_209
+    cuts = pl.read_parquet(tmp_path / "timeline" / "cuts.parquet").row(0, named=True)
+    assert str(cuts["valid_cut"]) == "2000-12-02 14:52:18+00:00"
     train = pl.read_parquet(layout.table_path(tmp_path, ("user", "train")))
-    assert train.height > 900_000
+    assert train.height == 799_531 and train["timestamp"].max() < cuts["valid_cut"]
+    for name in DEFINITIONS:
+        test = pl.read_parquet(layout.table_path(tmp_path, (name, "test")))
+        assert test.height == 99_604, name  # the same shared targets under every definition
+    # The days split stays as the reference GRU4Rec has it.
+    days = run_preprocessing(real_ml1m_dir, tmp_path / "days", names=("user",), split_method="days")
+    assert days.success
+    assert_all_checks_passed(days)
+    assert pl.read_parquet(layout.table_path(tmp_path / "days", ("user", "train"))).height == 919_209

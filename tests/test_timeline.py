@@ -42,7 +42,8 @@ def test_candidates_count_every_rating_before_the_validation_cut():
     frame = ratings([(1, 10, 1, 0), (2, 10, 5, 1), (3, 11, 3, 2), (1, 11, 2, 9), (2, 12, 4, 9)])
     cuts = timeline.Cuts(valid=T0 + timedelta(days=5), test=T0 + timedelta(days=9))
     found = timeline.candidates(frame, cuts, min_item_support=2)
-    assert found.to_dicts() == [{"item_id": 10, "support": 2}]  # 11 has one rating before the cut
+    # 11 has one rating before the cut
+    assert found.to_dicts() == [{"item_id": 10, "item_idx": 0, "support": 2}]
     with pytest.raises(InputDataError, match="no movie has 3 ratings before the validation cut"):
         timeline.candidates(frame, cuts, min_item_support=3)
 
@@ -125,6 +126,24 @@ def test_seen_items_are_the_viewers_earlier_candidates_but_never_the_target_itse
     stream = _stream([(1, 10, 4, 0), (1, 11, 4, 1), (1, 10, 4, 6), (1, 12, 4, 7)])
     rows, items = timeline.seen_pairs(stream, np.array([2, 3]))
     assert list(zip(rows.tolist(), items.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 1)]
+
+
+def test_seen_mask_equals_a_brute_force_lookup_for_targets_in_any_order():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(1, 30, 40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(offsets[-1])
+    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, 12, n)).astype(np.int32)
+    stream = timeline.Replay(
+        items=items, offsets=offsets, session_start=np.zeros(n, bool), feed=items >= 0,
+        target=np.zeros(n, bool), ratings=np.full(n, 4, np.int8),
+    )  # fmt: skip
+    events = rng.permutation(np.flatnonzero(items >= 0))[: n // 2]  # shuffled, as the GRU's chunks are
+    mask = timeline.seen_mask(stream, events, 12)
+    for row, event in enumerate(events):
+        user = np.searchsorted(offsets, event, side="right") - 1
+        seen = set(items[offsets[user] : event].tolist()) - {-1, int(items[event])}
+        assert set(np.flatnonzero(mask[row]).tolist()) == seen, (row, event)
 
 
 @pytest.mark.parametrize("name", ["pop", "markov", "sr", "item_knn"])

@@ -110,11 +110,16 @@ def screenshot_dir(tmp_path) -> Path:
 def test_ui_shows_the_pipeline_and_its_metrics(server, materialized, screenshot_dir, tmp_path, capsys):
     metrics = pl.read_parquet(Path(materialized["SBR_DATA_LAKE"]) / DEFINITION / "metrics.parquet")
     recall_20 = metrics.filter(
-        (pl.col("split") == "test") & (pl.col("model") == "gru4rec") & (pl.col("k") == 20)
+        (pl.col("split") == "test")
+        & (pl.col("model") == "gru4rec")
+        & (pl.col("k") == 20)
+        & (pl.col("ranking") == "all")
+        & (pl.col("slice") == "all")
     )["recall"].item()
     shots = {
         "graph": screenshot_dir / "ui_gap_1h_asset_graph.png",
         "metrics": screenshot_dir / "ui_gap_1h_metrics.png",
+        "comparison": screenshot_dir / "ui_timeline_comparison.png",
     }
 
     server.start()
@@ -132,20 +137,31 @@ def test_ui_shows_the_pipeline_and_its_metrics(server, materialized, screenshot_
             location = server.location_names()[0]
             browser.get(f"{server.base_url}/locations/{location}/asset-groups/{DEFINITION}")
             nodes = [key.rsplit("/", 1)[1] for key in ASSET_KEYS]
-            ui.wait_for_texts(browser, [*nodes, "Materialized"], absent=("Loading...",))
+            # (at the zoom that fits the whole graph, nodes show names only; the catalog shows status)
+            ui.wait_for_texts(browser, nodes, absent=("Loading...",))
             ui.dismiss_dialogs(browser)
             browser.save_screenshot(str(shots["graph"]))
 
             # The metrics asset's page shows the run's metadata: the numbers and the comparison table.
             browser.get(f"{server.base_url}/assets/{DEFINITION}/metrics")
-            ui.wait_for_texts(browser, ["test/gru4rec/recall@20", "comparison_test"])
+            ui.wait_for_texts(browser, ["test/gru4rec/all/all/recall@20", "comparison_test_all"])
             ui.dismiss_dialogs(browser)
-            assert float(ui.metadata_value(browser, "test/gru4rec/recall@20")) == pytest.approx(recall_20)
-            comparison = ui.metadata_value(browser, "comparison_test")
+            shown = float(ui.metadata_value(browser, "test/gru4rec/all/all/recall@20"))
+            assert shown == pytest.approx(recall_20)
+            comparison = ui.metadata_value(browser, "comparison_test_all")
             for model in MODELS:
                 assert model in comparison, comparison
-            ui.scroll_to_metadata(browser, "comparison_test")
+            ui.scroll_to_metadata(browser, "comparison_test_all")
             browser.save_screenshot(str(shots["metrics"]))
+
+            # The shared-test comparison: paired verdicts in sentences, and its chart.
+            browser.get(f"{server.base_url}/assets/timeline/comparison")
+            ui.wait_for_texts(browser, ["findings", "chart"])
+            ui.dismiss_dialogs(browser)
+            findings = ui.metadata_value(browser, "findings")
+            assert f"{DEFINITION}/gru4rec vs {DEFINITION}/pop" in findings, findings
+            ui.scroll_to_metadata(browser, "chart")
+            browser.save_screenshot(str(shots["comparison"]))
         except BaseException:
             browser.save_screenshot(str(screenshot_dir / "ui_failure.png"))
             raise

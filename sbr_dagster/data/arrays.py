@@ -24,17 +24,19 @@ class Sessions:
     offsets: np.ndarray  # int64, one more than there are sessions
     ratings: np.ndarray  # int8 rating per event (1..5)
     start_times: np.ndarray | None = None  # epoch seconds of each session's first event
+    timestamps: np.ndarray | None = None  # epoch seconds of every event (time-aware baselines)
 
     @classmethod
     def of(cls, frame: pl.DataFrame, item_index: pl.DataFrame) -> Sessions:
         """A split table (``schema.SPLIT``, ordered by session then time) with items as dense item_idx."""
         items, offsets = session_arrays(frame, item_index)
-        starts = frame.group_by("session_id", maintain_order=True).agg(pl.col("timestamp").min())
+        seconds = frame["timestamp"].dt.epoch("s").to_numpy().astype(np.int64)
         return cls(
             items=items,
             offsets=offsets,
             ratings=frame["rating"].to_numpy().astype(np.int8),
-            start_times=starts["timestamp"].dt.epoch("s").to_numpy(),
+            start_times=seconds[offsets[:-1]] if len(seconds) else np.zeros(0, np.int64),
+            timestamps=seconds,
         )
 
     @classmethod

@@ -29,6 +29,8 @@ _KNOBS = {
         "test": "raise test_fraction",
     },
 }
+_KNOBS["timeline"] = _KNOBS["fraction"]  # data.timeline: global cut times by the same fractions
+METHODS = tuple(_KNOBS)
 
 
 @dataclass(frozen=True)

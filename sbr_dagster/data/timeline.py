@@ -17,10 +17,21 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from sbr_dagster.data import sessions, splitting
+from sbr_dagster.data import cleansing, schema, sessions, splitting
+from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.errors import InputDataError
 
 LIKED = 4  # a target rated at least this is one the viewer liked
+CUTS_SCHEMA = {"valid_cut": schema.TIMESTAMP, "test_cut": schema.TIMESTAMP}
+TARGETS_SCHEMA = {
+    "split": pl.String,
+    "user_id": pl.Int32,
+    "item_id": pl.Int32,
+    "timestamp": schema.TIMESTAMP,
+    "rating": pl.Int8,
+    "line": pl.UInt32,  # the target's id: the same event in every variant
+    "liked": pl.Boolean,
+}
 _EVENT_ORDER = ("timestamp", "line")  # equal timestamps keep file order
 
 
@@ -50,9 +61,20 @@ def cut_times(ratings: pl.DataFrame, test_fraction: float = 0.1, valid_fraction:
     return Cuts(valid=times[valid_at], test=times[test_at])
 
 
+def cuts_frame(cuts: Cuts) -> pl.DataFrame:
+    """The cut times as a one-row table (the lake's ``timeline/cuts``)."""
+    return pl.DataFrame({"valid_cut": [cuts.valid], "test_cut": [cuts.test]}, schema=CUTS_SCHEMA)
+
+
+def cuts_of(frame: pl.DataFrame) -> Cuts:
+    if frame.height != 1:
+        raise InputDataError(f"the timeline cuts table has {frame.height} rows, expected 1: rebuild it")
+    return Cuts(valid=frame["valid_cut"].item(), test=frame["test_cut"].item())
+
+
 def candidates(ratings: pl.DataFrame, cuts: Cuts, min_item_support: int) -> pl.DataFrame:
-    """``item_id`` and ``support`` of the movies rated at least ``min_item_support`` times before
-    ``T_valid``, ascending ``item_id``: the items every variant ranks."""
+    """The item index every variant ranks (``schema.ITEM_INDEX``): the movies rated at least
+    ``min_item_support`` times before ``T_valid``, ascending ``item_id``."""
     before = ratings.filter(pl.col("timestamp") < cuts.valid)
     support = before.group_by("item_id").agg(pl.len().cast(pl.UInt32).alias("support"))
     kept = support.filter(pl.col("support") >= min_item_support).sort("item_id")
@@ -61,7 +83,7 @@ def candidates(ratings: pl.DataFrame, cuts: Cuts, min_item_support: int) -> pl.D
             f"no movie has {min_item_support} ratings before the validation cut {cuts.valid}: lower "
             "min_item_support or valid_fraction / test_fraction."
         )
-    return kept
+    return kept.select("item_id", pl.int_range(pl.len(), dtype=pl.Int32).alias("item_idx"), "support")
 
 
 def targets(ratings: pl.DataFrame, cuts: Cuts, candidate_items: pl.Series) -> pl.DataFrame:
@@ -84,7 +106,7 @@ def targets(ratings: pl.DataFrame, cuts: Cuts, candidate_items: pl.Series) -> pl
         "rating",
         "line",
         (pl.col("rating") >= LIKED).alias("liked"),
-    )
+    ).cast(TARGETS_SCHEMA)
 
 
 def training_events(events: pl.DataFrame, cuts: Cuts) -> pl.DataFrame:
@@ -109,10 +131,35 @@ class Replay:
     feed: np.ndarray  # bool
     target: np.ndarray  # bool
     ratings: np.ndarray  # int8
+    timestamps: np.ndarray | None = None  # int64 epoch seconds per event
+    lines: np.ndarray | None = None  # int64 ratings.dat line per event: the id of a target
 
     @property
     def target_events(self) -> np.ndarray:
         return np.flatnonzero(self.target)
+
+    @property
+    def target_groups(self) -> np.ndarray:
+        """The user (the stream's unit, a session on the days protocol) of every target: what a
+        bootstrap resamples, since one viewer's predictions are not independent."""
+        return np.searchsorted(self.offsets, self.target_events, side="right") - 1
+
+    @classmethod
+    def of_sessions(cls, sessions: Sessions) -> Replay:
+        """Split sessions as a stream (the days and fraction protocols): each session is its own
+        timeline, every event is fed, and every event but a session's first is a target."""
+        n = len(sessions.items)
+        start = np.zeros(n, dtype=bool)
+        start[np.asarray(sessions.offsets[:-1], dtype=np.int64)[np.diff(sessions.offsets) > 0]] = True
+        return cls(
+            items=np.asarray(sessions.items, dtype=np.int32),
+            offsets=np.asarray(sessions.offsets, dtype=np.int64),
+            session_start=start,
+            feed=np.ones(n, dtype=bool),
+            target=~start,
+            ratings=np.asarray(sessions.ratings, dtype=np.int8),
+            timestamps=sessions.timestamps,
+        )
 
 
 def replay(
@@ -148,6 +195,8 @@ def replay(
         feed=events["feed"].to_numpy(),
         target=events["target"].to_numpy(),
         ratings=events["rating"].to_numpy().astype(np.int8),
+        timestamps=events["timestamp"].dt.epoch("s").to_numpy().astype(np.int64),
+        lines=events["line"].to_numpy().astype(np.int64),
     )
 
 
@@ -164,20 +213,134 @@ def last_fed_before(stream: Replay) -> np.ndarray:
     return np.where(previous >= session_begin, previous, -1)
 
 
-def seen_pairs(stream: Replay, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, item) of every candidate a viewer rated before each of ``events``, whatever the rating.
+def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
+    """``[len(events), n_items]``: True where the viewer of ``events[r]`` rated that candidate
+    before it, whatever the rating, but never for the event's own movie (a repeated target is not
+    excluded from its own ranking). ``events`` are distinct, in any order.
 
-    Row ``r`` refers to ``events[r]``; pairs are unique, and an item equal to that event's own
-    movie is left out (a repeated target is not excluded from its own ranking).
+    Each viewer's earlier events give, per movie, the first of the viewer's rows that comes after
+    its first rating; a row has seen the movies whose first row is at or before it. The cost is the
+    viewers' histories plus one comparison over the matrix, not rows times history (what looking
+    up every row's whole history would pay).
     """
+    given = np.asarray(events, dtype=np.int64)
+    if given.size == 0:
+        return np.zeros((0, n_items), dtype=bool)
+    order = np.argsort(given, kind="stable")
+    events = given[order]
     user = np.searchsorted(stream.offsets, events, side="right") - 1
-    begin = stream.offsets[user]
-    lengths = events - begin
-    rows = np.repeat(np.arange(len(events)), lengths)
-    position = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    items = stream.items[np.repeat(begin, lengths) + position]
-    keep = (items >= 0) & (items != stream.items[events][rows])
-    rows, items = rows[keep], items[keep]
+    first_row = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
+    last_row = np.concatenate([first_row[1:], [events.size]]) - 1
+    begin, end = stream.offsets[user[first_row]], events[last_row]  # each viewer's history span
+    lengths = end - begin
+    earlier = np.repeat(begin - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    viewer = np.repeat(np.arange(first_row.size), lengths)
+    items = stream.items[earlier]
+    known = items >= 0
+    rows = np.searchsorted(events, earlier[known], side="right")  # the first row after the event
+    # Events ascend, so a (viewer, movie)'s first occurrence has its smallest row.
+    keys, first = np.unique(viewer[known] * n_items + items[known], return_index=True)
+    seen_from = np.full((first_row.size, n_items), events.size, dtype=np.int64)
+    seen_from.flat[keys] = rows[first]
+    row_viewer = np.repeat(np.arange(first_row.size), np.diff(np.concatenate([first_row, [events.size]])))
+    mask = np.arange(events.size)[:, None] >= seen_from[row_viewer]
+    mask[np.arange(events.size), stream.items[events]] = False
+    if np.any(order != np.arange(order.size)):
+        unsorted = np.empty_like(mask)
+        unsorted[order] = mask
+        return unsorted
+    return mask
+
+
+def seen_pairs(stream: Replay, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item) of every candidate a viewer rated before each of ``events`` (``seen_mask``)."""
     n_items = int(stream.items.max(initial=0)) + 1
-    unique = np.unique(rows.astype(np.int64) * n_items + items)
-    return (unique // n_items).astype(np.int64), (unique % n_items).astype(np.int64)
+    rows, items = np.nonzero(seen_mask(stream, events, n_items))
+    return rows.astype(np.int64), items.astype(np.int64)
+
+
+def split_streams(
+    ratings: pl.DataFrame,
+    candidate_index: pl.DataFrame,
+    shared_targets: pl.DataFrame,
+    cuts: Cuts,
+    *,
+    gap: timedelta | None,
+    min_rating: int | None,
+    parts: tuple[str, ...] = ("valid", "test"),
+) -> dict[str, Replay]:
+    """A variant's validation and test streams, of the users with targets in each.
+
+    Validation stops before ``T_test``: choosing epochs and settings never reads a test event.
+    """
+    streams = {}
+    for split in parts:
+        events = ratings.filter(pl.col("timestamp") < cuts.test) if split == "valid" else ratings
+        chosen = shared_targets.filter(pl.col("split") == split)
+        users = events.filter(pl.col("user_id").is_in(chosen["user_id"].unique().implode()))
+        streams[split] = replay(users, candidate_index, chosen, gap=gap, min_rating=min_rating)
+    return streams
+
+
+def context_problems(stream: Replay, shared_targets: pl.DataFrame, split: str) -> list[str]:
+    """Why ``stream`` would not be a fair replay of ``split``'s shared targets: other targets, or a
+    target whose context (its user's earlier events) holds an event at or after it."""
+    problems = []
+    expected = shared_targets.filter(pl.col("split") == split)["line"].to_numpy().astype(np.int64)
+    found = np.asarray(stream.lines, dtype=np.int64)[stream.target_events]
+    if not np.array_equal(np.sort(found), np.sort(expected)):
+        problems.append(
+            f"{split}: the stream has {found.size:,} targets, not the {expected.size:,} shared ones"
+        )
+    same_user = np.diff(np.searchsorted(stream.offsets, np.arange(len(stream.items)), side="right")) == 0
+    times, lines = np.asarray(stream.timestamps), np.asarray(stream.lines)
+    later = (np.diff(times) > 0) | ((np.diff(times) == 0) & (np.diff(lines) > 0))
+    bad = np.flatnonzero(same_user & ~later)
+    if bad.size:
+        problems.append(
+            f"{split}: {bad.size:,} events come after a later or equal event of their user (first: "
+            f"ratings.dat line {lines[bad[0] + 1]} after line {lines[bad[0]]}), so some context is "
+            "not strictly earlier than its target"
+        )
+    return problems
+
+
+def split_by_timeline(
+    train_events: pl.DataFrame,
+    ratings: pl.DataFrame,
+    candidate_index: pl.DataFrame,
+    shared_targets: pl.DataFrame,
+    cuts: Cuts,
+    *,
+    gap: timedelta | None,
+    min_session_length: int,
+) -> splitting.Split:
+    """A variant's tables on the timeline protocol.
+
+    train: its cleansed events before ``T_valid`` (``train_events``), on candidates; valid and
+    test: the shared targets, each with the session the variant's definition puts it in; the item
+    index: the shared candidates, so a movie the variant never trained on is still ranked.
+    """
+    before = training_events(train_events, cuts).filter(
+        pl.col("item_id").is_in(candidate_index["item_id"].implode())
+    )
+    train = before.filter(pl.len().over("session_id") >= min_session_length).sort("session_id", *_EVENT_ORDER)
+    splitting.require_part("train", train.height, before["session_id"].n_unique(), "timeline")
+    labelled = sessions.assign_sessions(ratings, gap).join(
+        shared_targets.select("line", "split"), on="line", how="inner", maintain_order="left"
+    )
+    parts = {name: labelled.filter(pl.col("split") == name) for name in ("valid", "test")}
+    for name, part in parts.items():
+        splitting.require_part(name, part.height, part["session_id"].n_unique(), "timeline")
+    tables = {"train": train, **parts}
+    return splitting.Split(
+        **{name: frame.select(list(schema.SPLIT)) for name, frame in tables.items()},
+        item_index=candidate_index.select(list(schema.ITEM_INDEX)),
+        method="timeline",
+        valid_cutoff=cuts.valid,
+        test_cutoff=cuts.test,
+        report={
+            "final": {name: cleansing.sizes(frame) for name, frame in tables.items()},
+            "train_short_sessions_dropped": before["session_id"].n_unique() - train["session_id"].n_unique(),
+        },
+    )

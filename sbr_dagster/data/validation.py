@@ -103,3 +103,22 @@ def proportion_problems(frame: pl.DataFrame, columns: list[str]) -> list[str]:
         if bad.len():
             problems.append(f"{bad.len()} values of {col!r} outside [0, 1], e.g. {bad[0]}")
     return problems
+
+
+def timeline_problems(
+    train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame, valid_cut: datetime, test_cut: datetime
+) -> list[str]:
+    """The timeline protocol's split: no train event at or after ``T_valid`` (the models learn from
+    nothing later), validation targets in [T_valid, T_test), test targets from T_test on."""
+    rules = (
+        ("train", train, pl.col("timestamp") >= valid_cut, f"at or after T_valid {valid_cut}"),
+        ("valid", valid, (pl.col("timestamp") < valid_cut) | (pl.col("timestamp") >= test_cut),
+         f"outside [T_valid {valid_cut}, T_test {test_cut})"),
+        ("test", test, pl.col("timestamp") < test_cut, f"before T_test {test_cut}"),
+    )  # fmt: skip
+    problems = []
+    for name, frame, wrong, where in rules:
+        bad = frame.filter(wrong)
+        if bad.height:
+            problems.append(f"{bad.height:,} {name} events are {where} (e.g. at {bad['timestamp'][0]})")
+    return problems

@@ -15,6 +15,7 @@ from sbr_dagster.defs.assets.experiments import GROUP as EXPERIMENTS_GROUP
 from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
 from sbr_dagster.defs.assets.modeling import modeling_assets
 from sbr_dagster.defs.assets.preprocessing import preprocessing_assets
+from sbr_dagster.defs.assets.timeline import timeline_assets
 from sbr_dagster.defs.checks import evaluation as evaluation_checks
 from sbr_dagster.defs.checks import preprocessing as preprocessing_checks
 from sbr_dagster.defs.resources import RunSettings, default_resources
@@ -41,7 +42,7 @@ def build_definitions(
     # Definitions only experiments use (e.g. a rating policy) get their tables, not a model of their own.
     extra = tuple(dict.fromkeys(e.definition for e in experiments if e.definition not in names))
 
-    assets: list = source.raw_assets()
+    assets: list = source.raw_assets() + timeline_assets(names)
     checks: list = preprocessing_checks.raw_checks()
     for name in (*names, *extra):
         assets += preprocessing_assets(name)
@@ -69,13 +70,15 @@ def build_definitions(
                 "preprocess",
                 # Only the definitions asked for: those only experiments use are built by the sweep.
                 selection=dg.AssetSelection.tag(*next(iter(PREPROCESSING_TAGS.items())))
-                & dg.AssetSelection.groups(layout.RAW, *names),
-                description="Raw tables, sessions, cleansing and splits for every definition.",
+                & dg.AssetSelection.groups(layout.RAW, layout.TIMELINE, *names),
+                description="Raw tables, the shared timeline, sessions, cleansing and splits for every "
+                "definition.",
             ),
             dg.define_asset_job(
                 "everything",
-                selection=dg.AssetSelection.groups(layout.RAW, *names),
-                description="Preprocess, train and evaluate every session definition (not the sweep).",
+                selection=dg.AssetSelection.groups(layout.RAW, layout.TIMELINE, *names),
+                description="Preprocess, train and evaluate every session definition, and compare them on "
+                "the shared timeline (not the sweep).",
             ),
             dg.define_asset_job(
                 "sweep",

@@ -84,7 +84,9 @@ class PreprocessingSettings(dg.ConfigurableResource):
     min_rating: int = 1
     min_session_length: int = 2
     min_item_support: int = 5
-    split_method: Literal["days", "fraction"] = "days"
+    # timeline: one shared test for every variant (data.timeline); days / fraction: each
+    # definition's own test sessions, as the reference GRU4Rec and the seeds report.
+    split_method: Literal["timeline", "days", "fraction"] = "timeline"
     test_days: float = 30.0
     valid_days: float = 30.0
     test_fraction: float = 0.1

@@ -1,7 +1,9 @@
 """Step 5: every model ranks every target of each split, and one table compares them.
 
 The Dagster assets, the sweep, the benchmarks and the tests all go through ``evaluate``, so there
-is exactly one way a model is scored: its ``rank`` of every prediction, turned into metrics here.
+is exactly one way a model is scored: its ``rank_replay`` of a split's stream (``data.timeline``),
+which ranks each target among all candidates and among those the viewer has not rated before.
+On the days and fraction protocols a split's sessions are the stream (``Replay.of_sessions``).
 """
 
 from __future__ import annotations
@@ -13,62 +15,88 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sbr_dagster.data.arrays import Sessions, prediction_index
+from sbr_dagster.data.timeline import LIKED, Replay
 from sbr_dagster.evaluation.metrics import DEFAULT_KS
-from sbr_dagster.evaluation.metrics_table import metrics_frame
+from sbr_dagster.evaluation.metrics_table import RANKINGS, SLICES, metrics_frame
 from sbr_dagster.models.base import SessionModel
 
-RANKS_SCHEMA = {"split": pl.String, "model": pl.String, "session": pl.Int32, "rank": pl.Int32}
+RANKS_SCHEMA = {
+    "split": pl.String,
+    "model": pl.String,
+    "target": pl.Int64,  # the target's id: its ratings.dat line on the timeline, else its prediction number
+    "group": pl.Int32,  # the viewer (timeline) or session (days) it belongs to: the bootstrap's unit
+    "liked": pl.Boolean,  # the target was rated at least timeline.LIKED
+    "rank": pl.Int32,  # among all candidates
+    "rank_unseen": pl.Int32,  # among the candidates the viewer had not rated before
+}
 
 
 @dataclass
 class Evaluation:
     metrics: pl.DataFrame  # metrics_table.METRICS_SCHEMA
-    ranks: pl.DataFrame  # RANKS_SCHEMA: one row per prediction, session = index within the split
+    ranks: pl.DataFrame  # RANKS_SCHEMA: one row per split, model and target
     predictions_per_s: dict[str, dict[str, float]]  # model -> split -> ranking throughput
+
+
+def target_ids(stream: Replay) -> np.ndarray:
+    """What identifies a target across variants: its ratings.dat line, or its position when the
+    stream has no lines (split sessions)."""
+    if stream.lines is not None:
+        return np.asarray(stream.lines, dtype=np.int64)[stream.target_events]
+    return np.arange(stream.target_events.size, dtype=np.int64)
 
 
 def evaluate(
     models: Mapping[str, SessionModel],
-    splits: Mapping[str, Sessions],
+    splits: Mapping[str, Replay],
     *,
     definition: str,
+    protocol: str,
     ks: tuple[int, ...] = DEFAULT_KS,
     n_boot: int = 1000,
     seed: int = 0,
     log: Callable[[str], object] = print,
 ) -> Evaluation:
-    """Full-ranking metrics of each fitted model on each split (and every prediction's rank)."""
+    """Both rankings of each fitted model on each split, on all and on liked targets."""
     frames, rank_frames = [], []
     throughput: dict[str, dict[str, float]] = {name: {} for name in models}
-    for split_name, sessions in splits.items():
-        session_of_prediction = prediction_index(sessions.offsets)[0].astype(np.int32)
+    for split_name, stream in splits.items():
+        groups = stream.target_groups.astype(np.int32)
+        liked = stream.ratings[stream.target_events] >= LIKED
         for name, model in models.items():
             started = time.perf_counter()
-            ranks = model.rank(sessions)
-            rate = sessions.n_predictions / max(time.perf_counter() - started, 1e-9)
+            ranks = dict(zip(RANKINGS, model.rank_replay(stream), strict=True))
+            count = groups.size
+            rate = count / max(time.perf_counter() - started, 1e-9)
             throughput[name][split_name] = rate
-            count = sessions.n_predictions
-            log(f"{definition}/{split_name}: {name} ranked {count:,} predictions ({rate:,.0f}/s)")
-            frames.append(
-                metrics_frame(
-                    ranks,
-                    sessions.offsets,
-                    definition=definition,
-                    split=split_name,
-                    model=name,
-                    ks=ks,
-                    n_boot=n_boot,
-                    seed=seed,
-                )
-            )
+            log(f"{definition}/{split_name}: {name} ranked {count:,} targets ({rate:,.0f}/s)")
+            for ranking, values in ranks.items():
+                for slice_name, mask in zip(SLICES, (np.ones(count, bool), liked), strict=True):
+                    frames.append(
+                        metrics_frame(
+                            values[mask],
+                            groups[mask],
+                            definition=definition,
+                            protocol=protocol,
+                            split=split_name,
+                            model=name,
+                            ranking=ranking,
+                            slice=slice_name,
+                            ks=ks,
+                            n_boot=n_boot,
+                            seed=seed,
+                        )
+                    )
             rank_frames.append(
                 pl.DataFrame(
                     {
                         "split": split_name,
                         "model": name,
-                        "session": session_of_prediction,
-                        "rank": np.asarray(ranks, np.int32),
+                        "target": target_ids(stream),
+                        "group": groups,
+                        "liked": liked,
+                        "rank": np.asarray(ranks["all"], np.int32),
+                        "rank_unseen": np.asarray(ranks["unseen"], np.int32),
                     },
                     schema=RANKS_SCHEMA,
                 )

@@ -10,6 +10,7 @@ import numpy as np
 
 DEFAULT_KS = (1, 5, 10, 20)  # the cut-offs every metrics table reports
 CI_KS = (20,)  # the cut-offs that get bootstrap intervals
+SELECTION_K = 20  # the cut-off every choice is made at: epochs, settings, verdicts
 
 # Bootstrap replicates drawn per block, so that the draw matrix stays around 32 MiB.
 _BOOT_DRAWS_PER_BLOCK = 1 << 22

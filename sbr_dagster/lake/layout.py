@@ -31,6 +31,13 @@ RANKS = "ranks"  # every prediction's rank per model and split, beside the metri
 SAMPLES = "sample_recommendations"
 EXPERIMENTS = "experiments"
 LEADERBOARD: Key = (EXPERIMENTS, "leaderboard")
+# The shared test of every variant (data.timeline): cut times, candidates, targets, and the
+# comparison of every variant's predictions of them.
+TIMELINE = "timeline"
+CUTS: Key = (TIMELINE, "cuts")
+CANDIDATES: Key = (TIMELINE, "candidates")
+TARGETS: Key = (TIMELINE, "targets")
+COMPARISON: Key = (TIMELINE, "comparison")
 DOWNLOAD = (RAW, "download")  # the verified ml-1m.zip and its extraction
 STREAMING_SCRATCH = "streaming"  # partitions of a streaming run, removed when it ends
 

@@ -71,17 +71,19 @@ class Baseline(SessionModel):
         fed = timeline.last_fed_before(stream)[events]
         last_items = np.where(fed >= 0, stream.items[np.maximum(fed, 0)], -1)
         return self._ranks(
-            last_items, stream.items[events], lambda part: timeline.seen_pairs(stream, events[part])
+            last_items,
+            stream.items[events],
+            lambda part, width: timeline.seen_mask(stream, events[part], width),
         )
 
     def _ranks(
         self,
         last_items: np.ndarray,
         targets: np.ndarray,
-        seen: Callable[[slice], tuple[np.ndarray, np.ndarray]] | None = None,
+        seen: Callable[[slice, int], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Ranks of ``targets`` after ``last_items``, ``RANK_CHUNK`` at a time; with ``seen`` (the
-        (row, item) pairs a chunk's viewers rated before), also the ranks among the unseen."""
+        """Ranks of ``targets`` after ``last_items``, ``RANK_CHUNK`` at a time; with ``seen`` (a chunk's
+        ``timeline.seen_mask`` of the given width), also the ranks among the unseen."""
         ranks = np.empty(targets.size, dtype=np.int64)
         unseen = None if seen is None else np.empty(targets.size, dtype=np.int64)
         for start in range(0, targets.size, RANK_CHUNK):
@@ -89,7 +91,7 @@ class Baseline(SessionModel):
             scores = self.scores(last_items[part])
             ranks[part] = target_ranks(scores, targets[part], self.tie_order)
             if unseen is not None:
-                ahead = excluded_ahead(scores, targets[part], *seen(part), self.tie_order)
+                ahead = excluded_ahead(scores, targets[part], seen(part, scores.shape[1]), self.tie_order)
                 unseen[part] = ranks[part] - ahead
         return ranks, unseen
 

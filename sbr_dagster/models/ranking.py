@@ -38,14 +38,14 @@ def target_ranks(scores, targets, tie_order=None, *, xp=np):
     return xp.sum(at_or_above(scores, target_scores, ties, target_ties, xp=xp), axis=1)
 
 
-def excluded_ahead(scores, targets, rows, items, tie_order=None) -> np.ndarray:
-    """Per row of ``scores``, how many excluded candidates (``rows[j]``, ``items[j]``) count against
-    that row's target: subtracted from ``target_ranks``, the rank among the rest (NumPy)."""
-    target_scores = np.take_along_axis(scores, np.asarray(targets)[:, None], axis=1)[:, 0]
-    ties = None if tie_order is None else tie_order[items]
-    target_ties = None if tie_order is None else tie_order[np.asarray(targets)[rows]]
-    ahead = at_or_above(scores[rows, items], target_scores[rows], ties, target_ties)
-    return np.bincount(rows[ahead], minlength=len(targets))
+def excluded_ahead(scores, targets, seen, tie_order=None) -> np.ndarray:
+    """Per row of ``scores``, how many excluded candidates (``seen[i, j]``, ``timeline.seen_mask``)
+    count against that row's target: subtracted from ``target_ranks``, the rank among the rest."""
+    targets = np.asarray(targets)[:, None]
+    target_scores = np.take_along_axis(scores, targets, axis=1)
+    ties = None if tie_order is None else tie_order[None, :]
+    target_ties = None if tie_order is None else tie_order[targets]
+    return np.sum(seen & at_or_above(scores, target_scores, ties, target_ties), axis=1)
 
 
 def popularity_order(popularity: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ def samples_markdown(samples: list[Sample], *, k: int, prefix_len: int, seed: in
             f"**{_md(target_title)}** ✓ rank {sample.rank}"
             if sample.rank <= k
             else f"{_md(target_title)} ✗ not in the top {k} (rank {sample.rank:,} of {sample.candidates:,})"
-        )
+        ) + f"; rank {sample.rank_among_all:,} among all movies, seen ones included"
         user = f", user {sample.user_id}" if sample.user_id is not None else ""
         history = sample.history.select("display", "rating").iter_rows()
         lines += [

@@ -21,6 +21,7 @@ class Sample:
     recommendations: pl.DataFrame  # ``recommender.RECOMMENDATIONS``, best first
     rank: int  # of the movie watched next among the candidates (history movies excluded)
     candidates: int
+    rank_among_all: int  # the same movie's rank with the history's movies left in
 
 
 def sample_sessions(
@@ -62,6 +63,10 @@ def sample_sessions(
     lists = recommender.top_k(scores, k)
     targets = truth.join(recommender.item_index, on="item_id", how="left", maintain_order="left")
     ranks = target_ranks(scores, targets["item_idx"].to_numpy())
+    everything = recommender.scores(
+        histories["item_id"].to_list(), histories["rating"].to_list(), exclude_history=False
+    )
+    ranks_all = target_ranks(everything, targets["item_idx"].to_numpy())
     candidates = np.isfinite(scores).sum(axis=1)
     return [
         Sample(
@@ -76,6 +81,7 @@ def sample_sessions(
             recommendations=listing,
             rank=int(ranks[row]),
             candidates=int(candidates[row]),
+            rank_among_all=int(ranks_all[row]),
         )
         for row, (session, listing) in enumerate(zip(truth.iter_rows(named=True), lists, strict=True))
     ]

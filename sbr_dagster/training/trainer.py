@@ -1,9 +1,11 @@
 """The epoch policy every iterative model shares: validate, keep the best epoch, stop on patience.
 
 The trainer and the evaluator are separate (as in RecBole): a model only runs its epochs and
-reports each one; this module ranks the validation sessions through the model's own ``rank``,
-scores them with ``evaluation.metrics`` and decides. The best epoch has the highest validation
-``SELECTION`` metric (Recall@20, then MRR@20 to break a tie); its state is restored at the end.
+reports each one; this module ranks the validation targets through the model's own
+``rank_replay`` (the same path as ``evaluation.evaluate``), scores them with
+``evaluation.metrics`` and decides, on the ranking among all candidates. The best epoch has the
+highest validation ``SELECTION`` metric (Recall@20, then MRR@20 to break a tie); its state is
+restored at the end.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.evaluation.metrics import mrr_at, recall_at
+from sbr_dagster.data.timeline import Replay
+from sbr_dagster.evaluation.metrics import SELECTION_K, mrr_at, recall_at
 from sbr_dagster.models.base import Log, SessionModel
 
-SELECTION_K = 20
 VALID_RECALL = f"valid_recall_{SELECTION_K}"  # the selection metric, as a training-history column
 VALID_MRR = f"valid_mrr_{SELECTION_K}"  # its tie-breaker
 
@@ -52,9 +54,17 @@ def describe(row: dict[str, float]) -> str:
 
 
 def fit(
-    model: SessionModel, train: Sessions, n_items: int, valid: Sessions | None = None, *, log: Log = print
+    model: SessionModel,
+    train: Sessions,
+    n_items: int,
+    valid: Replay | Sessions | None = None,
+    *,
+    log: Log = print,
 ) -> Training:
-    """Fit ``model``; with ``valid``, keep its best validation epoch and stop after ``model.patience``."""
+    """Fit ``model``; with ``valid`` (the validation stream, or split sessions), keep its best
+    validation epoch and stop after ``model.patience`` epochs without a better one."""
+    if isinstance(valid, Sessions):
+        valid = Replay.of_sessions(valid)
     started = time.perf_counter()
     result = Training(device=model.device)
     best: dict = {"key": None, "state": None}
@@ -62,7 +72,7 @@ def fit(
     def after_epoch(row: dict[str, float]) -> bool:
         epoch = int(row["epoch"])
         if valid is not None:
-            ranks = model.rank(valid)
+            ranks = model.rank_replay(valid)[0]
             row[VALID_RECALL] = recall_at(ranks, SELECTION_K)
             row[VALID_MRR] = mrr_at(ranks, SELECTION_K)
         result.history.append(row)

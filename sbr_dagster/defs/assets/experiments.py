@@ -21,10 +21,13 @@ SHOWN = [
     "definition",
     "model",
     "change",
+    "protocol",
     f"test_recall_{K}",
     f"test_recall_ci_low_{K}",
     f"test_recall_ci_high_{K}",
     f"test_mrr_{K}",
+    f"test_unseen_recall_{K}",
+    f"test_liked_recall_{K}",
     f"valid_recall_{K}",
     "best_epoch",
     "train_s",
@@ -64,10 +67,9 @@ def experiment_assets(experiments: list[Experiment]) -> list[dg.AssetsDefinition
         board = leaderboard.leaderboard_frame(experiments, tables, summaries)
         test_ranks = {}
         for experiment in experiments:
-            ranks = files.read_parquet(lake.table_path((*prefix_of(experiment), layout.RANKS))).filter(
-                (pl.col("split") == "test") & (pl.col("model") == experiment.model)
-            )
-            test_ranks[experiment.name] = (ranks["rank"].to_numpy(), ranks["session"].to_numpy())
+            test_ranks[experiment.name] = files.read_parquet(
+                lake.table_path((*prefix_of(experiment), layout.RANKS))
+            ).filter((pl.col("split") == "test") & (pl.col("model") == experiment.model))
         found = leaderboard.findings(experiments, board, test_ranks)
         chart = plots.interval_png(
             board["experiment"].to_list(),

@@ -17,11 +17,14 @@ import pydantic
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
-from sbr_dagster.defs.assets.source import MOVIES_KEY
+from sbr_dagster.defs.assets.source import MOVIES_KEY, RATINGS_KEY
+from sbr_dagster.defs.assets.timeline import REPLAY_INS
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
-from sbr_dagster.defs.resources import DataLake, RunSettings
+from sbr_dagster.defs.resources import DataLake, PreprocessingSettings, RunSettings
 from sbr_dagster.errors import InputDataError
+from sbr_dagster.evaluation import streams
 from sbr_dagster.evaluation.evaluate import evaluate
+from sbr_dagster.evaluation.metrics_table import RANKINGS
 from sbr_dagster.lake import files, layout
 from sbr_dagster.models import registry
 from sbr_dagster.models.base import ModelConfig
@@ -64,6 +67,11 @@ def split_ins(definition: str, parts: tuple[str, ...]) -> dict[str, dg.AssetIn]:
     return {part: dg.AssetIn(list(layout.definition_key(definition, part))) for part in parts}
 
 
+def scoring_ins(definition: str, parts: tuple[str, ...]) -> dict[str, dg.AssetIn]:
+    """The split tables plus what the timeline protocol replays (the raw ratings and the protocol)."""
+    return {**split_ins(definition, parts), "ratings": dg.AssetIn(RATINGS_KEY), **REPLAY_INS}
+
+
 def training_asset(
     definition: str, model: str, defaults: ModelConfig, *, prefix: layout.Key, group: str, description: str
 ) -> dg.AssetsDefinition:
@@ -73,7 +81,7 @@ def training_asset(
 
     @dg.asset(
         key=key,
-        ins=split_ins(definition, ("train", "valid", layout.ITEM_INDEX)),
+        ins=scoring_ins(definition, ("train", "valid", layout.ITEM_INDEX)),
         group_name=group,
         kinds={"tensorflow", "keras"},
         tags=MODELING_TAGS,
@@ -85,19 +93,25 @@ def training_asset(
         config: TrainingConfig,
         lake: DataLake,
         run_settings: RunSettings,  # checks every op setting of the run when it starts
+        preprocessing: PreprocessingSettings,
         train: pl.DataFrame,
         valid: pl.DataFrame,
         item_index: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        targets: pl.DataFrame,
     ) -> dg.MaterializeResult:
         fitted = registry.build(model, config.model_dump())
         context.log.info(f"training {key.to_user_string()} with {fitted.config.to_dict()}")
+        validation = streams.split_streams(
+            preprocessing.split_method, definition, tables={"valid": valid}, item_index=item_index,
+            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
+            parts=("valid",),
+        )  # fmt: skip
         result = trainer.fit(
-            fitted,
-            Sessions.of(train, item_index),
-            item_index.height,
-            Sessions.of(valid, item_index),
+            fitted, Sessions.of(train, item_index), item_index.height, validation["valid"],
             log=context.log.info,
-        )
+        )  # fmt: skip
         history = pl.DataFrame(result.history)
         directory = bundle.save_bundle(
             lake.model_dir(prefix, model), fitted, item_index, definition, history, result.summary()
@@ -151,24 +165,28 @@ def modeling_assets(
 
     @dg.asset(
         key=[*prefix, layout.METRICS],
-        ins=split_ins(definition, ("train", "valid", "test", layout.ITEM_INDEX)),
+        ins=scoring_ins(definition, ("train", "valid", "test", layout.ITEM_INDEX)),
         deps=model_keys,
         group_name=group,
         kinds={"tensorflow", "parquet"},
         tags=MODELING_TAGS,
         code_version=CODE_VERSION,
-        description=f"Recall@k / MRR@k of {evaluated} on `{definition}` valid and test, full ranking, "
-        "95% bootstrap CIs.",
+        description=f"Recall@k / MRR@k of {evaluated} on `{definition}` valid and test, ranked among all "
+        "candidates and among the unseen ones, on all and on liked targets, 95% bootstrap CIs.",
     )
     def metrics_asset(
         context: dg.AssetExecutionContext,
         config: EvaluationConfig,
         lake: DataLake,
         run_settings: RunSettings,
+        preprocessing: PreprocessingSettings,
         train: pl.DataFrame,
         valid: pl.DataFrame,
         test: pl.DataFrame,
         item_index: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        targets: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
         bundles = {name: bundle.load_bundle(lake.model_dir(prefix, name)) for name in trained}
         for name, loaded in bundles.items():
@@ -182,24 +200,37 @@ def modeling_assets(
         for name in baseline_names:
             models[name] = registry.build(name)
             models[name].fit(train_sessions, item_index.height)
-        splits = {"valid": Sessions.of(valid, item_index), "test": Sessions.of(test, item_index)}
+        method = preprocessing.split_method
+        splits = streams.split_streams(
+            method, definition, tables={"valid": valid, "test": test}, item_index=item_index,
+            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
+        )  # fmt: skip
         result = evaluate(
-            models, splits, definition=definition, n_boot=config.n_bootstrap, seed=config.seed,
-            log=context.log.info,
+            models, splits, definition=definition, protocol=method, n_boot=config.n_bootstrap,
+            seed=config.seed, log=context.log.info,
         )  # fmt: skip
         metrics = result.metrics
         files.write_parquet(result.ranks, lake.table_path((*prefix, layout.RANKS)))
         numbers = {
-            f"{row['split']}/{row['model']}/{measure}@{row['k']}": row[measure]
+            "/".join(
+                [row[c] for c in ("split", "model", "ranking", "slice")] + [f"{measure}@{row['k']}"]
+            ): row[measure]
             for row in metrics.iter_rows(named=True)
             for measure in ("recall", "mrr")
         }
-        by_split = {name: metrics.filter(pl.col("split") == name) for name in splits}
+        by_split = {
+            f"{name}_{ranking}": metrics.filter(
+                (pl.col("split") == name) & (pl.col("ranking") == ranking) & (pl.col("slice") == "all")
+            )
+            for name in splits
+            for ranking in RANKINGS
+        }
         return table_output(
             metrics,
             {
                 **flatten(numbers),
-                **{f"n_predictions/{name}": sessions.n_predictions for name, sessions in splits.items()},
+                "protocol": method,
+                **{f"n_predictions/{name}": stream.target_events.size for name, stream in splits.items()},
                 **flatten(result.predictions_per_s, "predictions_per_s/"),
                 **{
                     f"comparison_{name}": dg.MetadataValue.md(markdown.comparison_markdown(frame))

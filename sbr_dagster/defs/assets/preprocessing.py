@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from sbr_dagster.data import cleansing, schema, sessions, splitting, statistics
+from sbr_dagster.data import cleansing, schema, sessions, splitting, statistics, timeline
 from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_TAGS
 from sbr_dagster.defs.assets.source import RATINGS_KEY
+from sbr_dagster.defs.assets.timeline import CUTS_KEY, PROTOCOL_INS, PROTOCOL_KEYS
 from sbr_dagster.defs.metadata import flatten, session_plots, table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
 from sbr_dagster.errors import InputDataError
@@ -45,14 +46,20 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=list(layout.definition_key(name, "cleansed")),
-        ins={"events": dg.AssetIn(list(layout.definition_key(name, "sessions")))},
+        ins={
+            "events": dg.AssetIn(list(layout.definition_key(name, "sessions"))),
+            "cuts": dg.AssetIn(CUTS_KEY),
+        },
         group_name=name,
         kinds={"polars", "parquet"},
         tags=PREPROCESSING_TAGS,
         code_version=CODE_VERSION,
-        description="Short sessions and rare items dropped, repeatedly, until nothing changes.",
+        description="Short sessions and rare items dropped, repeatedly, until nothing changes; on the "
+        "timeline protocol only the events before T_valid, so no later rating decides what is kept.",
     )
-    def cleansed_asset(events: pl.DataFrame, preprocessing: PreprocessingSettings):
+    def cleansed_asset(events: pl.DataFrame, cuts: pl.DataFrame, preprocessing: PreprocessingSettings):
+        if preprocessing.split_method == "timeline":
+            events = timeline.training_events(events, timeline.cuts_of(cuts))
         try:
             kept, rounds = cleansing.cleanse(
                 events,
@@ -65,6 +72,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         metadata = {
             "min_session_length": preprocessing.min_session_length,
             "min_item_support": preprocessing.min_item_support,
+            "split_method": preprocessing.split_method,
             "rounds": len(rounds),
             **flatten(statistics.session_stats(kept)),
             **flatten(
@@ -78,11 +86,15 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
 
     @dg.multi_asset(
         name=f"{name}__split",
-        ins={"cleansed": dg.AssetIn(list(layout.definition_key(name, "cleansed")))},
+        ins={
+            "cleansed": dg.AssetIn(list(layout.definition_key(name, "cleansed"))),
+            "ratings": dg.AssetIn(RATINGS_KEY),
+            **PROTOCOL_INS,
+        },
         specs=[
             dg.AssetSpec(
                 list(layout.definition_key(name, part)),
-                deps=[list(layout.definition_key(name, "cleansed"))],
+                deps=[list(layout.definition_key(name, "cleansed")), RATINGS_KEY, *PROTOCOL_KEYS],
                 group_name=name,
                 kinds={"polars", "parquet"},
                 tags=PREPROCESSING_TAGS,
@@ -90,24 +102,36 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
             )
             for part in layout.SPLIT_TABLES
         ],
-        description="Time split: test = latest sessions, valid = those before; unseen items dropped. "
-        "The four tables are replaced as one unit.",
+        description="Time split. timeline (default): train = the cleansed events before T_valid, "
+        "valid/test = the shared targets, items = the shared candidates; days / fraction: test = "
+        "latest sessions, valid = those before, unseen items dropped. The four tables are replaced as "
+        "one unit.",
     )
     def split_asset(
         context: dg.AssetExecutionContext,
         cleansed: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        candidates: pl.DataFrame,
+        targets: pl.DataFrame,
         preprocessing: PreprocessingSettings,
         lake: DataLake,
     ):
-        result = splitting.split(
-            cleansed,
-            method=preprocessing.split_method,
-            test_days=preprocessing.test_days,
-            valid_days=preprocessing.valid_days,
-            test_fraction=preprocessing.test_fraction,
-            valid_fraction=preprocessing.valid_fraction,
-            min_session_length=preprocessing.min_session_length,
-        )
+        if preprocessing.split_method == "timeline":
+            result = timeline.split_by_timeline(
+                cleansed, ratings, candidates, targets, timeline.cuts_of(cuts), gap=definition.gap,
+                min_session_length=preprocessing.min_session_length,
+            )  # fmt: skip
+        else:
+            result = splitting.split(
+                cleansed,
+                method=preprocessing.split_method,
+                test_days=preprocessing.test_days,
+                valid_days=preprocessing.valid_days,
+                test_fraction=preprocessing.test_fraction,
+                valid_fraction=preprocessing.valid_fraction,
+                min_session_length=preprocessing.min_session_length,
+            )
         common = {
             "split_method": result.method,
             "valid_cutoff": str(result.valid_cutoff),

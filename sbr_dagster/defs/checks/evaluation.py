@@ -1,12 +1,18 @@
-"""Checks on a metrics table: every event ranked, every metric a proportion, trained models beat pop."""
+"""Checks on a metrics table: every target ranked (the shared ones on the timeline), replays that
+never look ahead, every metric a proportion, trained models beat pop."""
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
-from sbr_dagster.data import validation
+from sbr_dagster.data import timeline, validation
+from sbr_dagster.defs.assets.source import RATINGS_KEY
+from sbr_dagster.defs.assets.timeline import REPLAY_INS
 from sbr_dagster.defs.checks.preprocessing import result
+from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
+from sbr_dagster.evaluation import streams
 from sbr_dagster.evaluation.metrics_table import CI_COLUMNS
-from sbr_dagster.lake import layout
+from sbr_dagster.lake import files, layout
 from sbr_dagster.models import registry
 from sbr_dagster.training.trainer import SELECTION_K
 
@@ -20,29 +26,94 @@ def evaluation_checks(
     prefix = prefix or (definition,)
     metrics_key = dg.AssetKey([*prefix, layout.METRICS])
     parts = {part: dg.AssetIn(list(layout.definition_key(definition, part))) for part in ("valid", "test")}
+    parts_index = dg.AssetIn(list(layout.definition_key(definition, layout.ITEM_INDEX)))
 
     @dg.asset_check(
         asset=metrics_key,
         name="every_event_ranked",
         blocking=True,
-        additional_ins=parts,
-        description="Predictions counted = sum over sessions of (length - 1), per split and model.",
+        additional_ins={**parts, "targets": REPLAY_INS["targets"]},
+        description="Predictions counted, per split, model and ranking: on the timeline protocol the "
+        "shared target count; otherwise the sum over sessions of (length - 1).",
     )
-    def every_event_ranked(metrics: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame):
+    def every_event_ranked(
+        metrics: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame, targets: pl.DataFrame
+    ):
+        on_timeline = (metrics["protocol"] == streams.TIMELINE).all()
         expected = {
-            name: validation.expected_predictions(frame)
+            name: targets.filter(pl.col("split") == name).height
+            if on_timeline
+            else validation.expected_predictions(frame)
             for name, frame in {"valid": valid, "test": test}.items()
         }
-        counted = metrics.select("split", "model", "n_predictions").unique()
+        counted = (
+            metrics.filter(pl.col("slice") == "all")
+            .select("split", "model", "ranking", "n_predictions")
+            .unique()
+        )
         problems = [
-            f"{row['model']} on {row['split']}: {row['n_predictions']:,} predictions, expected "
-            f"{expected[row['split']]:,}"
+            f"{row['model']} on {row['split']} ({row['ranking']} ranking): {row['n_predictions']:,} "
+            f"predictions, expected {expected[row['split']]:,}"
             for row in counted.iter_rows(named=True)
             if row["n_predictions"] != expected[row["split"]]
         ]
         missing = set(expected) - set(counted["split"])
         problems += [f"no metrics for split {name}" for name in sorted(missing)]
-        return result(problems, **{f"expected_{k}": v for k, v in expected.items()})
+        return result(
+            problems,
+            protocol="timeline" if on_timeline else "split sessions",
+            **{f"expected_{k}": v for k, v in expected.items()},
+        )
+
+    @dg.asset_check(
+        asset=metrics_key,
+        name="same_targets_as_every_variant",
+        blocking=True,
+        additional_ins={"targets": REPLAY_INS["targets"]},
+        description="On the timeline protocol, every model ranked exactly the shared targets (by their "
+        "ratings.dat line), so any two variants pair prediction by prediction.",
+    )
+    def same_targets(metrics: pl.DataFrame, targets: pl.DataFrame, lake: DataLake):
+        if not (metrics["protocol"] == streams.TIMELINE).all():
+            return dg.AssetCheckResult(passed=True, description="not the timeline protocol: not applicable")
+        ranks = files.read_parquet(lake.table_path((*prefix, layout.RANKS)))
+        problems = []
+        for (split, model), part in ranks.group_by("split", "model", maintain_order=True):
+            shared = np.sort(targets.filter(pl.col("split") == split)["line"].to_numpy().astype(np.int64))
+            if not np.array_equal(np.sort(part["target"].to_numpy()), shared):
+                problems.append(
+                    f"{model} on {split}: its {part.height:,} targets are not the {shared.size:,} shared ones"
+                )
+        return result(problems, targets=targets.height)
+
+    @dg.asset_check(
+        asset=metrics_key,
+        name="contexts_precede_targets",
+        blocking=True,
+        additional_ins={"ratings": dg.AssetIn(RATINGS_KEY), **REPLAY_INS, "item_index": parts_index},
+        description="On the timeline protocol, no prediction's context holds an event at or after its "
+        "target: every replayed stream is in strict (time, file line) order per viewer.",
+    )
+    def contexts_precede_targets(
+        metrics: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        targets: pl.DataFrame,
+        item_index: pl.DataFrame,
+        preprocessing: PreprocessingSettings,
+    ):
+        if not (metrics["protocol"] == streams.TIMELINE).all():
+            return dg.AssetCheckResult(passed=True, description="not the timeline protocol: not applicable")
+        replayed = streams.split_streams(
+            streams.TIMELINE, definition, tables={}, item_index=item_index, ratings=ratings, cuts=cuts,
+            targets=targets, min_rating=preprocessing.min_rating,
+        )  # fmt: skip
+        problems = [
+            problem
+            for split, stream in replayed.items()
+            for problem in timeline.context_problems(stream, targets, split)
+        ]
+        return result(problems, **{f"{s}_targets": r.target_events.size for s, r in replayed.items()})
 
     @dg.asset_check(
         asset=metrics_key,
@@ -55,6 +126,8 @@ def evaluation_checks(
 
     return [
         every_event_ranked,
+        same_targets,
+        contexts_precede_targets,
         metrics_are_proportions,
         *(beats_reference(metrics_key, m) for m in beat_reference),
     ]
@@ -70,7 +143,12 @@ def beats_reference(metrics_key: dg.AssetKey, model: str) -> dg.AssetChecksDefin
         description=f"{model}'s test Recall@{k} exceeds {reference}'s: otherwise it is broken.",
     )
     def check(metrics: pl.DataFrame):
-        at_k = metrics.filter((pl.col("split") == "test") & (pl.col("k") == k))
+        at_k = metrics.filter(
+            (pl.col("split") == "test")
+            & (pl.col("k") == k)
+            & (pl.col("ranking") == "all")
+            & (pl.col("slice") == "all")
+        )
         recall = dict(zip(at_k["model"], at_k["recall"], strict=True))
         if model not in recall or reference not in recall:
             return result([f"need {model} and {reference} test Recall@{k}, have {sorted(recall)}"])

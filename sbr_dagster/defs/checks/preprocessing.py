@@ -106,16 +106,23 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         description="train/valid/test have the split schema, no nulls, sessions >= min length.",
     )
     def split_schema(
-        train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame, preprocessing: PreprocessingSettings
+        context: dg.AssetCheckExecutionContext,
+        train: pl.DataFrame,
+        valid: pl.DataFrame,
+        test: pl.DataFrame,
+        preprocessing: PreprocessingSettings,
     ):
+        # On the timeline protocol valid and test are the shared targets: single events may count.
+        on_timeline = latest_metadata(context, train_key).get("split_method") == "timeline"
         problems = []
         for part, frame in {"train": train, "valid": valid, "test": test}.items():
             found = (
                 validation.empty_problems(frame, "the table")
                 + schema.schema_errors(frame, schema.SPLIT)
                 + validation.null_problems(frame)
-                + validation.session_length_problems(frame, preprocessing.min_session_length)
             )
+            if part == "train" or not on_timeline:
+                found += validation.session_length_problems(frame, preprocessing.min_session_length)
             problems += [f"{part}: {p}" for p in found]
         return result(problems)
 
@@ -124,7 +131,8 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         name="split_leaks_nothing",
         blocking=True,
         additional_ins=ins,
-        description="Sessions disjoint, valid/test items within train, cut-offs respected.",
+        description="timeline: no train event at or after T_valid, targets within their periods; "
+        "days / fraction: sessions disjoint, valid/test items within train, cut-offs respected.",
     )
     def split_leaks_nothing(
         context: dg.AssetCheckExecutionContext, train: pl.DataFrame, valid: pl.DataFrame, test: pl.DataFrame
@@ -136,6 +144,9 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
             )
         valid_cutoff = datetime.fromisoformat(meta["valid_cutoff"])
         test_cutoff = datetime.fromisoformat(meta["test_cutoff"])
+        if meta.get("split_method") == "timeline":
+            problems = validation.timeline_problems(train, valid, test, valid_cutoff, test_cutoff)
+            return result(problems, valid_cutoff=meta["valid_cutoff"], test_cutoff=meta["test_cutoff"])
         problems = (
             validation.disjoint_session_problems({"train": train, "valid": valid, "test": test})
             + validation.unseen_item_problems(train, {"valid": valid, "test": test})

@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.data.timeline import Replay, seen_pairs
+from sbr_dagster.data.timeline import Replay, seen_mask
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
 from sbr_dagster.models.ranking import excluded_ahead, target_ranks
@@ -142,8 +142,8 @@ def replay_ranks(
             continue
         scores, items = scores.numpy(), stream.items[events]
         everything = target_ranks(scores, items)
-        pairs = seen_pairs(stream, events)
+        seen = seen_mask(stream, events, scores.shape[1])
         where = np.searchsorted(targets, events)
         ranks[0][where] = everything
-        ranks[1][where] = everything - excluded_ahead(scores, items, *pairs)
+        ranks[1][where] = everything - excluded_ahead(scores, items, seen)
     return ranks

@@ -1,0 +1,95 @@
+"""Benchmark the timeline protocol's evaluation on the real MovieLens 1M: every baseline's replay
+of the shared test targets (both rankings), and the seen-movie lookup behind the unseen ranking.
+
+Builds the protocol (cut times, candidates, targets), the ``user`` and ``gap_1h`` variants'
+training events and test streams, fits each baseline on the training events and times
+``rank_replay`` over all test targets. The seen-movie mask (``timeline.seen_mask``) is timed side
+by side with a per-row lookup (every target's whole history, de-duplicated by sorting: the
+first implementation), in the same run. A speed target, never a test.
+
+Usage: ``.venv/bin/python bench/replay.py [--models pop,sr,...] [--definitions user,gap_1h]``;
+figures come last as ``key=value`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import data_dir
+
+
+def per_row_lookup(stream, events):
+    """The first ``seen_pairs``: every target's whole history, then one big sort."""
+    user = np.searchsorted(stream.offsets, events, side="right") - 1
+    begin = stream.offsets[user]
+    lengths = events - begin
+    rows = np.repeat(np.arange(len(events)), lengths)
+    position = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = stream.items[np.repeat(begin, lengths) + position]
+    keep = (items >= 0) & (items != stream.items[events][rows])
+    rows, items = rows[keep], items[keep]
+    n_items = int(stream.items.max(initial=0)) + 1
+    unique = np.unique(rows.astype(np.int64) * n_items + items)
+    return unique // n_items, unique % n_items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="")
+    parser.add_argument("--definitions", default="user,gap_1h")
+    args = parser.parse_args()
+
+    from sbr_dagster.data import cleansing, parsing, sessions, timeline
+    from sbr_dagster.data.arrays import Sessions
+    from sbr_dagster.models import registry
+
+    ratings, _ = parsing.drop_duplicate_ratings(
+        parsing.read_ratings(data_dir("bench/replay.py") / "ratings.dat")
+    )
+    cuts = timeline.cut_times(ratings)
+    candidates = timeline.candidates(ratings, cuts, 5)
+    targets = timeline.targets(ratings, cuts, candidates["item_id"])
+    names = [m for m in args.models.split(",") if m] or list(registry.BASELINES)
+    figures = {}
+    for definition_name in args.definitions.split(","):
+        definition = sessions.parse_definition(definition_name)
+        events = timeline.training_events(sessions.sessionize(ratings, definition), cuts)
+        cleansed, _ = cleansing.cleanse(events)
+        split = timeline.split_by_timeline(
+            cleansed, ratings, candidates, targets, cuts, gap=definition.gap, min_session_length=2
+        )
+        train = Sessions.of(split.train, candidates)
+        stream = timeline.split_streams(
+            ratings, candidates, targets, cuts, gap=definition.gap, min_rating=None, parts=("test",)
+        )["test"]
+        n = stream.target_events.size
+        chunk = stream.target_events[:4096]
+        started = time.perf_counter()
+        per_row_lookup(stream, chunk)
+        lookup_s = time.perf_counter() - started
+        started = time.perf_counter()
+        timeline.seen_mask(stream, chunk, candidates.height)
+        mask_s = time.perf_counter() - started
+        figures[f"{definition_name}_seen_lookup_speedup"] = lookup_s / mask_s
+        for name in names:
+            model = registry.build(name)
+            started = time.perf_counter()
+            model.fit(train, candidates.height)
+            fit_s = time.perf_counter() - started
+            started = time.perf_counter()
+            model.rank_replay(stream)
+            rank_s = time.perf_counter() - started
+            figures[f"{definition_name}_{name}_fit_s"] = fit_s
+            figures[f"{definition_name}_{name}_replay_predictions_per_s"] = n / rank_s
+            print(
+                f"{definition_name}/{name}: fit {fit_s:.1f} s, {n:,} test targets in {rank_s:.1f} s",
+                flush=True,
+            )
+    for key, value in figures.items():
+        print(f"{key}={value:.4g}")
+
+
+if __name__ == "__main__":
+    main()

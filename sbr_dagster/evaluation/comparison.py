@@ -1,0 +1,147 @@
+"""The study's answers on the timeline protocol: every variant and model on the same predictions.
+
+Every variant (session definition with its rating policy) ranked the same shared targets, so any
+two (variant, model) pairs are compared prediction by prediction: the difference of their hits is
+bootstrapped over viewers, and a claim is made only where its 95% interval excludes zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from sbr_dagster.data import sessions
+from sbr_dagster.evaluation.metrics import SELECTION_K, difference_ci
+from sbr_dagster.evaluation.metrics_table import CI_COLUMNS, RANKINGS, SLICES
+
+K = SELECTION_K
+COMPARISON_COLUMNS = ("variant", "model", "split", "slice", "ranking", "k", "recall", "mrr", "n_predictions",
+                      *CI_COLUMNS)  # fmt: skip
+BASE_VARIANT = "user"  # every other definition is compared with a viewer's whole history as one session
+
+
+@dataclass(frozen=True)
+class Question:
+    """One paired comparison: ``a`` vs ``b``, each a (variant, model)."""
+
+    topic: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+
+
+def comparison_frame(metrics: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    """The tidy table of every variant's metrics (``metrics_table``), keyed by variant."""
+    return pl.concat(
+        [table.rename({"definition": "variant"}).select(COMPARISON_COLUMNS) for table in metrics.values()]
+    ).sort("variant", "model", "split", "slice", "ranking", "k")
+
+
+def questions(variants: list[str], models: list[str], primary: str) -> list[Question]:
+    """What the comparison answers with the variants and models it has.
+
+    Each definition against ``user`` (the primary model of both); a rating policy ``<d>_rK`` against
+    ``<d>``; and in each variant, the primary model against every other model.
+    """
+    asked = []
+    for variant in variants:
+        definition = sessions.parse_definition(variant)
+        if definition.min_rating is not None:
+            base = variant.rsplit("_r", 1)[0]
+            if base in variants:
+                asked.append(Question("rating policy", (variant, primary), (base, primary)))
+        elif variant != BASE_VARIANT and BASE_VARIANT in variants:
+            asked.append(Question("session definition", (variant, primary), (BASE_VARIANT, primary)))
+    for variant in variants:
+        asked += [Question("model", (variant, primary), (variant, m)) for m in models if m != primary]
+    return asked
+
+
+def paired_findings(
+    ranks: Mapping[str, pl.DataFrame],
+    targets: pl.DataFrame,
+    asked: list[Question],
+    *,
+    split: str = "test",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """For each question, slice and ranking: the paired difference at ``K`` and a verdict.
+
+    ``ranks`` maps a variant to its ranks table (``evaluate.RANKS_SCHEMA``); viewers are the
+    bootstrap's unit (``targets``' ``user_id`` by ``line``).
+    """
+    users = targets.filter(pl.col("split") == split).select(
+        pl.col("line").cast(pl.Int64).alias("target"), "user_id"
+    )
+    rows = []
+    for question in asked:
+        a, b = (
+            ranks[variant].filter((pl.col("split") == split) & (pl.col("model") == model)).sort("target")
+            for variant, model in (question.a, question.b)
+        )
+        if a.height == 0 or b.height == 0:
+            continue
+        if not a["target"].equals(b["target"]):
+            raise ValueError(f"{question.a} and {question.b} ranked different targets: they cannot be paired")
+        groups = a.select("target").join(users, on="target", how="left", maintain_order="left")["user_id"]
+        for slice_name in SLICES:
+            chosen = a["liked"].to_numpy() if slice_name == "liked" else np.ones(a.height, bool)
+            for ranking in RANKINGS:
+                column = "rank" if ranking == "all" else f"rank_{ranking}"
+                ra, rb = a[column].to_numpy()[chosen], b[column].to_numpy()[chosen]
+                ci = difference_ci(ra, rb, groups.to_numpy()[chosen], K, n_boot=n_boot, seed=seed)
+                row = {
+                    "topic": question.topic,
+                    "a": "/".join(question.a),
+                    "b": "/".join(question.b),
+                    "split": split,
+                    "slice": slice_name,
+                    "ranking": ranking,
+                    "n_predictions": int(chosen.sum()),
+                    "recall_a": float(np.mean(ra <= K)),
+                    "recall_b": float(np.mean(rb <= K)),
+                    "delta_recall": float(np.mean(ra <= K) - np.mean(rb <= K)),
+                    "delta_recall_ci_low": ci["recall"][0],
+                    "delta_recall_ci_high": ci["recall"][1],
+                    "delta_mrr": float(
+                        np.mean(np.where(ra <= K, 1 / ra, 0)) - np.mean(np.where(rb <= K, 1 / rb, 0))
+                    ),
+                    "delta_mrr_ci_low": ci["mrr"][0],
+                    "delta_mrr_ci_high": ci["mrr"][1],
+                }
+                row["verdict"] = verdict(row)
+                row["sentence"] = sentence(row)
+                rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def verdict(row: dict) -> str:
+    if row["delta_recall_ci_low"] > 0:
+        return f"{row['a']} is better"
+    if row["delta_recall_ci_high"] < 0:
+        return f"{row['b']} is better"
+    return "no clear difference"
+
+
+def sentence(row: dict) -> str:
+    targets = "all" if row["slice"] == "all" else "liked (rated >= 4)"
+    return (
+        f"{row['a']} vs {row['b']} ({row['topic']}; {targets} {row['split']} targets, ranked among "
+        f"{row['ranking']} movies; {row['n_predictions']:,} paired predictions): Recall@{K} "
+        f"{row['recall_a']:.4f} vs {row['recall_b']:.4f}, difference {row['delta_recall']:+.4f} "
+        f"[{row['delta_recall_ci_low']:+.4f}, {row['delta_recall_ci_high']:+.4f}], MRR@{K} "
+        f"{row['delta_mrr']:+.4f} [{row['delta_mrr_ci_low']:+.4f}, {row['delta_mrr_ci_high']:+.4f}]: "
+        f"{row['verdict']}."
+    )
+
+
+def best_variant(comparison: pl.DataFrame, model: str) -> str | None:
+    """The variant whose ``model`` has the highest test Recall@K on all targets among all movies."""
+    rows = comparison.filter(
+        (pl.col("model") == model) & (pl.col("split") == "test") & (pl.col("k") == K)
+        & (pl.col("slice") == "all") & (pl.col("ranking") == "all")
+    ).sort("recall", descending=True)  # fmt: skip
+    return rows["variant"][0] if rows.height else None
