@@ -24,6 +24,7 @@ from sbr_dagster.defs.resources import DataLake, PreprocessingSettings, RunSetti
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation import streams
 from sbr_dagster.evaluation.evaluate import evaluate
+from sbr_dagster.evaluation.metrics import SELECTION_K
 from sbr_dagster.evaluation.metrics_table import RANKINGS
 from sbr_dagster.lake import files, layout
 from sbr_dagster.models import registry
@@ -211,11 +212,14 @@ def modeling_assets(
         )  # fmt: skip
         metrics = result.metrics
         files.write_parquet(result.ranks, lake.table_path((*prefix, layout.RANKS)))
+        # The headline cut-off only, test first: the full table is the asset's value.
         numbers = {
             "/".join(
                 [row[c] for c in ("split", "model", "ranking", "slice")] + [f"{measure}@{row['k']}"]
             ): row[measure]
-            for row in metrics.iter_rows(named=True)
+            for row in metrics.filter(pl.col("k") == SELECTION_K)
+            .sort(pl.col("split") != "test", maintain_order=True)
+            .iter_rows(named=True)
             for measure in ("recall", "mrr")
         }
         by_split = {
@@ -228,14 +232,16 @@ def modeling_assets(
         return table_output(
             metrics,
             {
-                **flatten(numbers),
                 "protocol": method,
-                **{f"n_predictions/{name}": stream.target_events.size for name, stream in splits.items()},
-                **flatten(result.predictions_per_s, "predictions_per_s/"),
                 **{
                     f"comparison_{name}": dg.MetadataValue.md(markdown.comparison_markdown(frame))
-                    for name, frame in by_split.items()
+                    for name, frame in sorted(
+                        by_split.items(), key=lambda item: not item[0].startswith("test")
+                    )
                 },
+                **flatten(numbers),
+                **{f"n_predictions/{name}": stream.target_events.size for name, stream in splits.items()},
+                **flatten(result.predictions_per_s, "predictions_per_s/"),
                 "model_config": dg.MetadataValue.json(
                     json.loads(json.dumps({name: b.config for name, b in bundles.items()}, default=str))
                 ),
