@@ -21,7 +21,7 @@ from common import data_dir
 
 
 def per_row_lookup(stream, events):
-    """The first ``seen_pairs``: every target's whole history, then one big sort."""
+    """The first seen-movie lookup: every target's whole history, then one big sort."""
     user = np.searchsorted(stream.offsets, events, side="right") - 1
     begin = stream.offsets[user]
     lengths = events - begin

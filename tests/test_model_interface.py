@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import replays
 
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
@@ -91,21 +92,8 @@ def test_registry_builds_from_plain_settings_and_rejects_unknown_ones():
 
 
 def random_replay(seed: int, n_users: int = 7) -> timeline.Replay:
-    """Timelines with session starts, unfed events and movies outside the candidates (-1)."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, 14, n_users)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    n = int(offsets[-1])
-    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, N_ITEMS, n)).astype(np.int32)
-    first = np.zeros(n, bool)
-    first[offsets[:-1]] = True
-    return timeline.Replay(
-        items=items,
-        offsets=offsets,
-        session_start=first | (rng.random(n) < 0.2),
-        feed=(items >= 0) & (rng.random(n) < 0.8),
-        target=(items >= 0) & ~first & (rng.random(n) < 0.6),
-        ratings=rng.integers(1, 6, n).astype(np.int8),
+    return replays.random_replay(
+        np.random.default_rng(seed), n_users, N_ITEMS, max_length=14, new_session=0.2
     )
 
 

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import replays
 
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
@@ -149,24 +150,7 @@ def test_without_timestamps_recency_is_session_order_and_stan_ignores_time(kind)
 
 
 def random_replay(rng, n_users=9, *, times=True) -> timeline.Replay:
-    """Timelines with session starts, unfed events and movies outside the candidates (-1)."""
-    lengths = rng.integers(1, 30, n_users)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    n = int(offsets[-1])
-    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, N_ITEMS, n)).astype(np.int32)
-    first = np.zeros(n, bool)
-    first[offsets[:-1]] = True
-    return timeline.Replay(
-        items=items,
-        offsets=offsets,
-        session_start=first | (rng.random(n) < 0.1),
-        feed=(items >= 0) & (rng.random(n) < 0.8),
-        target=(items >= 0) & ~first & (rng.random(n) < 0.6),
-        ratings=rng.integers(1, 6, n).astype(np.int8),
-        timestamps=(
-            np.concatenate([np.sort(rng.integers(0, 30 * DAY, m)) for m in lengths]) if times else None
-        ),
-    )
+    return replays.random_replay(rng, n_users, N_ITEMS, max_length=30, new_session=0.1, times=times)
 
 
 def replay_contexts(stream: timeline.Replay) -> Sessions:

@@ -124,7 +124,7 @@ def test_a_last_item_model_sees_the_last_fed_event_of_the_current_session():
 
 def test_seen_items_are_the_viewers_earlier_candidates_but_never_the_target_itself():
     stream = _stream([(1, 10, 4, 0), (1, 11, 4, 1), (1, 10, 4, 6), (1, 12, 4, 7)])
-    rows, items = timeline.seen_pairs(stream, np.array([2, 3]))
+    rows, items = np.nonzero(timeline.seen_mask(stream, np.array([2, 3]), 3))
     assert list(zip(rows.tolist(), items.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 1)]
 
 

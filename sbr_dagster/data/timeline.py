@@ -252,12 +252,6 @@ def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
     return mask
 
 
-def seen_pairs(stream: Replay, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, item) of every candidate a viewer rated before each of ``events`` (``seen_mask``)."""
-    n_items = int(stream.items.max(initial=0)) + 1
-    rows, items = np.nonzero(seen_mask(stream, events, n_items))
-    return rows.astype(np.int64), items.astype(np.int64)
-
 
 def split_streams(
     ratings: pl.DataFrame,

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from sbr_dagster.data import sessions
-from sbr_dagster.evaluation.metrics import SELECTION_K, difference_ci
+from sbr_dagster.evaluation.metrics import SELECTION_K, difference_ci, mrr_at, recall_at
 from sbr_dagster.evaluation.metrics_table import CI_COLUMNS, RANKINGS, SLICES
 
 K = SELECTION_K
@@ -101,14 +101,12 @@ def paired_findings(
                     "slice": slice_name,
                     "ranking": ranking,
                     "n_predictions": int(chosen.sum()),
-                    "recall_a": float(np.mean(ra <= K)),
-                    "recall_b": float(np.mean(rb <= K)),
-                    "delta_recall": float(np.mean(ra <= K) - np.mean(rb <= K)),
+                    "recall_a": recall_at(ra, K),
+                    "recall_b": recall_at(rb, K),
+                    "delta_recall": recall_at(ra, K) - recall_at(rb, K),
                     "delta_recall_ci_low": ci["recall"][0],
                     "delta_recall_ci_high": ci["recall"][1],
-                    "delta_mrr": float(
-                        np.mean(np.where(ra <= K, 1 / ra, 0)) - np.mean(np.where(rb <= K, 1 / rb, 0))
-                    ),
+                    "delta_mrr": mrr_at(ra, K) - mrr_at(rb, K),
                     "delta_mrr_ci_low": ci["mrr"][0],
                     "delta_mrr_ci_high": ci["mrr"][1],
                 }

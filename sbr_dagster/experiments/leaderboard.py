@@ -102,7 +102,7 @@ def findings(
                 "paired": paired,
             }
             if paired:
-                chosen = ranks_new["liked"] if slice_name == "liked" else pl.Series([True] * ranks_new.height)
+                chosen = pl.col("liked") | (slice_name == "all")
                 a, b = (r.filter(chosen)[rank_column(ranking)].to_numpy() for r in (ranks_new, ranks_old))
                 paired_ci = metrics.difference_ci(
                     a, b, ranks_new.filter(chosen)["group"].to_numpy(), K, n_boot=n_boot, seed=seed
