@@ -12,7 +12,8 @@ BASELINES = registry.BASELINES
 def _arrays(*sessions: list[int]) -> Sessions:
     items = np.concatenate([np.asarray(s, dtype=np.int32) for s in sessions])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sessions])]).astype(np.int64)
-    return Sessions(items, offsets, np.zeros(items.size, np.int8))
+    # One event a minute, so time-aware baselines (recent popularity) see every event as recent.
+    return Sessions(items, offsets, np.zeros(items.size, np.int8), timestamps=60 * np.arange(items.size))
 
 
 def fitted(model, train: Sessions, n_items: int):

@@ -24,7 +24,8 @@ def walk(n_sessions: int, seed: int) -> Sessions:
     within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     items = ((starts + within) % N_ITEMS).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return Sessions(items, offsets, rng.integers(1, 6, items.size).astype(np.int8), np.arange(n_sessions))
+    ratings = rng.integers(1, 6, items.size).astype(np.int8)
+    return Sessions(items, offsets, ratings, 600 * np.arange(n_sessions), 600 * np.arange(items.size))
 
 
 @pytest.fixture(scope="module", params=list(registry.MODELS))

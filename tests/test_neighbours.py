@@ -310,7 +310,7 @@ def test_recent_popularity_counts_only_the_last_days_of_train():
     items = np.array([0, 0, 0, 0, 0, 2, 1, 1, 2], np.int32)
     stamps = np.array([0, 0, 0, 0, 0, 10 * day, 20 * day, 30 * day, 40 * day])
     train = Sessions(items, np.array([0, 5, 9]), np.ones(9, np.int8), timestamps=stamps)
-    model = RecentPopularity()
+    model = RecentPopularity(RecentPopularityConfig(days=30))
     model.fit(train, 4)
     assert model.recent.tolist() == [0, 2, 1, 0]
     assert model.rank(Sessions.of_histories([[3, 1], [3, 2], [3, 0]])).tolist() == [1, 2, 3]

@@ -19,6 +19,8 @@ import ui_helpers as ui
 import yaml
 from pipeline_runs import project_copy
 
+from sbr_dagster.models import registry
+
 DEFINITION = "gap_1h"
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 ASSET_KEYS = [
@@ -28,7 +30,7 @@ ASSET_KEYS = [
     f"{DEFINITION}/gru4rec",
     f"{DEFINITION}/metrics",
 ]
-MODELS = ("gru4rec", "pop", "markov", "sr", "item_knn")
+MODELS = (registry.PRIMARY, *registry.BASELINES)  # the main job evaluates each of them
 
 pytestmark = [
     pytest.mark.ui,

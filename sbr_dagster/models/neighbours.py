@@ -82,7 +82,9 @@ WEIGHTINGS = {"same": 0, "linear": 1, "quadratic": 2}  # position weight (p / l)
 
 @dataclass(frozen=True)
 class SKNNConfig(ModelConfig):
-    k: int = 100  # neighbours whose items are scored
+    """Defaults: the best validation Recall@20 of ``bench/tune_neighbours.py``'s grid."""
+
+    k: int = 50  # neighbours whose items are scored
     sample_size: int = 500  # most recent sessions sharing an item that are compared at all
     similarity: str = "cosine"  # of the binary item sets: "cosine" or "jaccard"
 
@@ -94,12 +96,14 @@ class SKNNConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class VSKNNConfig(ModelConfig):
-    k: int = 100
-    sample_size: int = 500
+    """Defaults: the best validation Recall@20 of ``bench/tune_neighbours.py``'s grid."""
+
+    k: int = 500
+    sample_size: int = 5000
     # Weight of the current session's item at position p of l: "linear" p / l (the most recent 1,
     # one 1/l less per step back; session-rec's "div"), "quadratic" (p / l) ** 2, "same" 1.
-    weighting: str = "linear"
-    idf_weighting: bool = False  # item scores times 1 + log(sessions / sessions holding the item)
+    weighting: str = "quadratic"
+    idf_weighting: bool = True  # item scores times 1 + log(sessions / sessions holding the item)
 
     def __post_init__(self) -> None:
         _check_count("k", self.k)
@@ -111,14 +115,15 @@ class VSKNNConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class STANConfig(ModelConfig):
-    """session-rec's STAN defaults (tuned on e-commerce clicks): only the last few items of a
-    session weigh, neighbours ending days apart count less, items next to the match count more."""
+    """Defaults: the best validation Recall@20 of ``bench/tune_neighbours.py``'s grid. Slower
+    decays than session-rec's (λ1 1.02, λ2 5 days, λ3 2.05, tuned on e-commerce clicks) win on
+    MovieLens: a viewer's last twenty or so ratings matter, and neighbours weeks apart still count."""
 
     k: int = 100
     sample_size: int = 5000
-    lambda_position: float = 1.02  # λ1: w1 = exp((p - l) / λ1) for the current session's positions
-    lambda_time_s: float = 5.0 * DAY_S  # λ2 in seconds: w2 = exp(-|t_now - t_neighbour| / λ2)
-    lambda_neighbour: float = 2.05  # λ3: w3 = exp(-|p_item - p_match| / λ3) in the neighbour
+    lambda_position: float = 20.0  # λ1: w1 = exp((p - l) / λ1) for the current session's positions
+    lambda_time_s: float = 50.0 * DAY_S  # λ2 in seconds: w2 = exp(-|t_now - t_neighbour| / λ2)
+    lambda_neighbour: float = 10.0  # λ3: w3 = exp(-|p_item - p_match| / λ3) in the neighbour
 
     def __post_init__(self) -> None:
         _check_count("k", self.k)
@@ -130,7 +135,9 @@ class STANConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class RecentPopularityConfig(ModelConfig):
-    days: float = 30.0  # window before the last train event whose ratings are counted
+    """Default: the best validation Recall@20 of ``bench/tune_neighbours.py``'s grid."""
+
+    days: float = 7.0  # window before the last train event whose ratings are counted
 
     def __post_init__(self) -> None:
         _check_positive("days", self.days)
@@ -648,9 +655,10 @@ class STAN(SessionKNN):
     (never the target's own time) and t_neighbour the neighbour's last event, 1 without times;
     an item at position q of a neighbour scores the neighbour's similarity times w3 = exp(-|q -
     q*| / λ3), q* being the neighbour's last position holding an item of the current session.
-    Items whose w1 is below 1e-12 (more than λ1·ln(1e12) ≈ 28 steps back by default) count as 0 in
+    Items whose w1 is below 1e-12 (more than λ1·ln(1e12) ≈ 553 steps back by default) count as 0 in
     the similarity, but still make a session a candidate. Session: as ``SKNN``; under ``user`` the
-    λ1 default keeps only a viewer's last few ratings, under a gap definition their last sitting's.
+    λ1 default weighs a viewer's last twenty or so ratings most, under a gap definition their last
+    sitting's.
     """
 
     name = "stan"
