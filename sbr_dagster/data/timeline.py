@@ -252,7 +252,6 @@ def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
     return mask
 
 
-
 def split_streams(
     ratings: pl.DataFrame,
     candidate_index: pl.DataFrame,
