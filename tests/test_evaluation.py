@@ -114,7 +114,7 @@ def test_comparison_markdown_labels_rows_by_split_when_splits_are_mixed():
 def _sessions(*sessions: list[int]) -> Sessions:
     items = np.concatenate([np.asarray(x, dtype=np.int32) for x in sessions])
     offsets = np.concatenate([[0], np.cumsum([len(x) for x in sessions])]).astype(np.int64)
-    return Sessions(items, offsets, np.full(items.size, 4, np.int8))
+    return Sessions(items, offsets, np.full(items.size, 4, np.int8), timestamps=60 * np.arange(items.size))
 
 
 def test_evaluate_ranks_every_prediction_with_every_model_through_the_interface():

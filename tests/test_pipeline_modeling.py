@@ -7,6 +7,7 @@ from pipeline_runs import checks_by_name, run_job
 from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA
 from sbr_dagster.experiments.declarations import parse_experiments
 from sbr_dagster.lake import layout
+from sbr_dagster.models import registry
 
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
 
@@ -35,7 +36,7 @@ def test_training_and_evaluation_assets(trained):
         assert (bundle_dir / name).is_file(), name
     metrics = pl.read_parquet(lake_root / "gap_1h" / "metrics.parquet")
     assert dict(metrics.schema) == METRICS_SCHEMA
-    assert set(metrics["model"]) == {"gru4rec", "pop", "markov", "sr", "item_knn"}
+    assert set(metrics["model"]) == {registry.PRIMARY, *registry.BASELINES}
     assert set(metrics["split"]) == {"valid", "test"}
     assert set(metrics["protocol"]) == {"timeline"}
     assert set(metrics["ranking"]) == {"all", "unseen"} and set(metrics["slice"]) == {"all", "liked"}
@@ -75,8 +76,9 @@ def test_comparison_pairs_gru4rec_with_every_baseline(trained):
         "n_predictions",
     ]
     found = pl.read_parquet(lake_root / "timeline" / "findings.parquet")
-    assert set(found["b"]) == {f"gap_1h/{m}" for m in ("pop", "markov", "sr", "item_knn")}
-    assert found.height == 4 * 4  # every baseline, on all / liked targets, ranked among all / unseen
+    assert set(found["b"]) == {f"gap_1h/{m}" for m in registry.BASELINES}
+    # every baseline, on all / liked targets, ranked among all / unseen
+    assert found.height == len(registry.BASELINES) * 2 * 2
     row = found.filter(
         (pl.col("b") == "gap_1h/pop") & (pl.col("slice") == "all") & (pl.col("ranking") == "all")
     )
@@ -126,8 +128,9 @@ def test_metadata_shows_curve_and_comparison(trained):
     assert "data:image/png;base64," in model_meta["curve"].value
     metrics_meta = result.asset_materializations_for_node("gap_1h__metrics")[0].metadata
     assert 0 <= metrics_meta["test/gru4rec/all/all/recall@20"].value <= 1
-    assert "item_knn" in metrics_meta["comparison_test_all"].value
-    assert "item_knn" in metrics_meta["comparison_test_unseen"].value
+    for name in registry.BASELINES:
+        assert name in metrics_meta["comparison_test_all"].value
+        assert name in metrics_meta["comparison_test_unseen"].value
     samples = result.asset_materializations_for_node("gap_1h__sample_recommendations")[0].metadata
     assert "Watched next:" in samples["samples"].value
 
