@@ -35,17 +35,8 @@ def run_job(
     **settings,
 ) -> dg.ExecuteInProcessResult:
     """Execute ``job`` in process; an asset's or a resource's ``InputDataError`` propagates as raised."""
-    movielens = data if isinstance(data, MovieLensSource) else MovieLensSource(local_dir=str(data))
-    data_lake = DataLake(root=str(lake_root))
     defs = build_definitions(
-        names,
-        resources={
-            "lake": data_lake,
-            "io_manager": LakeParquetIOManager(lake=data_lake),
-            "movielens": movielens,
-            "preprocessing": PreprocessingSettings(**settings),
-        },
-        experiments=list(experiments),
+        names, resources=resources_for(data, lake_root, **settings), experiments=list(experiments)
     )
     try:
         return defs.resolve_job_def(job).execute_in_process(
@@ -55,6 +46,18 @@ def run_job(
         if isinstance(error.__cause__, InputDataError):
             raise error.__cause__ from None
         raise
+
+
+def resources_for(data: Path | MovieLensSource, lake_root: Path | str, **settings) -> dict:
+    """The resources of a run on ``data`` into the lake at ``lake_root``."""
+    movielens = data if isinstance(data, MovieLensSource) else MovieLensSource(local_dir=str(data))
+    data_lake = DataLake(root=str(lake_root))
+    return {
+        "lake": data_lake,
+        "io_manager": LakeParquetIOManager(lake=data_lake),
+        "movielens": movielens,
+        "preprocessing": PreprocessingSettings(**settings),
+    }
 
 
 def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

@@ -7,9 +7,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from pipeline_runs import run_job
+from pipeline_runs import resources_for, run_job
 
 from sbr_dagster.data import schema
+from sbr_dagster.defs.pipeline import build_definitions
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake import layout
 
@@ -121,3 +122,18 @@ def test_real_ml1m_preprocessing(real_ml1m_dir, tmp_path):
     assert days.success
     assert_all_checks_passed(days)
     assert pl.read_parquet(layout.table_path(tmp_path / "days", ("user", "train"))).height == 919_209
+
+
+def test_a_selection_may_take_part_of_the_shared_test(ml1m_like_dir, tmp_path):
+    """'+<definition>/metrics' reaches the cuts and targets but not the candidates: the timeline
+    asset runs for the part selected instead of refusing the whole selection."""
+    run_preprocessing(ml1m_like_dir, tmp_path, names=("user",))
+    candidates = layout.table_path(tmp_path, layout.CANDIDATES)
+    before = candidates.stat().st_mtime_ns
+    defs = build_definitions(("user",), resources=resources_for(ml1m_like_dir, tmp_path))
+    selected = [dg.AssetKey(list(layout.CUTS)), dg.AssetKey(list(layout.TARGETS))]
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(selected))
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == set(selected)
+    assert candidates.stat().st_mtime_ns == before

@@ -34,11 +34,17 @@ FINDINGS: layout.Key = (layout.TIMELINE, "findings")  # the comparison's verdict
 
 def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
     """The protocol's tables, and the comparison of ``definitions`` (their metrics and ranks)."""
-    shared = {"group_name": GROUP, "kinds": {"polars", "parquet"}, "tags": PREPROCESSING_TAGS}
+    shared = {
+        "group_name": GROUP,
+        "kinds": {"polars", "parquet"},
+        "tags": PREPROCESSING_TAGS,
+        "is_required": False,  # yielded only when selected (``can_subset``)
+    }
 
     @dg.multi_asset(
         name="timeline",
         ins={"ratings": dg.AssetIn(RATINGS_KEY)},
+        can_subset=True,  # a selection such as '+gap_1h/metrics' reaches the cuts and targets only
         outs={
             "cuts": dg.AssetOut(
                 key=CUTS_KEY,
@@ -101,6 +107,8 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         with warnings.catch_warnings():  # data versions are a beta API of Dagster
             warnings.simplefilter("ignore", dg.BetaWarning)
             for name, (frame, metadata) in tables.items():
+                if name not in context.op_execution_context.selected_output_names:
+                    continue
                 yield dg.Output(
                     frame,
                     output_name=name,
