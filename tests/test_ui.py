@@ -150,7 +150,7 @@ def test_ui_shows_the_pipeline_and_its_metrics(server, materialized, screenshot_
             ui.dismiss_dialogs(browser)
             shown = float(ui.metadata_value(browser, "test/gru4rec/all/all/recall@20"))
             assert shown == pytest.approx(recall_20)
-            comparison = ui.metadata_value(browser, "comparison_test_all")
+            comparison = ui.folded_markdown(browser, "comparison_test_all")
             for model in MODELS:
                 assert model in comparison, comparison
             ui.scroll_to_metadata(browser, "comparison_test_all")

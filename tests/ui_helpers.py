@@ -296,6 +296,28 @@ def metadata_value(driver, key: str) -> str:
     return driver.execute_script("return arguments[0].innerText", cell)  # also what is scrolled away
 
 
+def folded_markdown(driver, key: str, timeout: float = 30) -> str:
+    """The text of a metadata row's Markdown, opening it as a person would when the UI folds a long
+    one behind its "Show Markdown" button (and closing the dialog again)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shown = metadata_value(driver, key)
+    if "Show Markdown" not in shown:
+        return shown
+    cell = driver.find_element(By.XPATH, f"//tr[td[1][normalize-space()='{key}']]/td[last()]")
+    cell.find_element(By.XPATH, ".//*[contains(text(), 'Show Markdown')]").click()
+
+    def shown_dialog(d):
+        return next((x for x in d.find_elements(By.CSS_SELECTOR, "[role=dialog]") if x.is_displayed()), None)
+
+    dialog = WebDriverWait(driver, timeout).until(shown_dialog)
+    text = driver.execute_script("return arguments[0].innerText", dialog)
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    return text
+
+
 def scroll_to_metadata(driver, key: str) -> None:
     """Bring a metadata row to the middle of the window, for a screenshot a person can read."""
     from selenium.webdriver.common.by import By
