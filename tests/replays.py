@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sbr_dagster.data import timeline
+from sbr_dagster.data.arrays import Sessions
 
 DAY = 86_400
 
@@ -37,3 +38,31 @@ def random_replay(
             np.concatenate([np.sort(rng.integers(0, 30 * DAY, m)) for m in lengths]) if times else None
         ),
     )
+
+
+def target_contexts(stream: timeline.Replay) -> Sessions:
+    """What each target's session fed before it (items, ratings and, when the stream has them, times),
+    found one event at a time: the brute force the replays are checked against."""
+    fed_events = []
+    for event in stream.target_events:
+        begin = max(e for e in range(event + 1) if stream.session_start[e])
+        fed_events.append([e for e in range(begin, event) if stream.feed[e]])
+    histories = Sessions.of_histories(
+        [stream.items[fed] for fed in fed_events], [stream.ratings[fed] for fed in fed_events]
+    )
+    if stream.timestamps is None:
+        return histories
+    stamps = np.concatenate([stream.timestamps[fed] for fed in fed_events] or [np.zeros(0, np.int64)])
+    return Sessions(histories.items, histories.offsets, histories.ratings, None, stamps)
+
+
+def without_seen(scores: np.ndarray, stream: timeline.Replay) -> np.ndarray:
+    """``scores`` of the stream's targets with every movie the viewer rated before (other than the
+    target itself) at -inf: what ranking among the unseen means, one target at a time."""
+    masked = scores.astype(np.float64, copy=True)
+    events = stream.target_events
+    for row, event in enumerate(events):
+        user = np.searchsorted(stream.offsets, event, side="right") - 1
+        seen = set(stream.items[stream.offsets[user] : event].tolist()) - {-1, int(stream.items[event])}
+        masked[row, sorted(seen)] = -np.inf
+    return masked

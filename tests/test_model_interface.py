@@ -102,20 +102,9 @@ def test_replay_ranks_are_the_rule_on_score_next_of_each_targets_context(fitted)
     """Replaying a timeline equals scoring, for each target, what its session fed before it."""
     model, _ = fitted
     stream = random_replay(5)
-    events = stream.target_events
-    contexts, context_ratings = [], []
-    for event in events:
-        begin = max(e for e in range(event + 1) if stream.session_start[e])
-        fed = [e for e in range(begin, event) if stream.feed[e]]
-        contexts.append(stream.items[fed])
-        context_ratings.append(stream.ratings[fed])
-    scores = model.score_next(Sessions.of_histories(contexts, context_ratings))
-    targets = stream.items[events]
+    scores = model.score_next(replays.target_contexts(stream))
+    targets = stream.items[stream.target_events]
     everything, unseen = model.rank_replay(stream)
     np.testing.assert_array_equal(everything, target_ranks(scores, targets, model.tie_order))
-    masked = scores.copy()
-    for row, event in enumerate(events):
-        user = np.searchsorted(stream.offsets, event, side="right") - 1
-        seen = set(stream.items[stream.offsets[user] : event].tolist()) - {-1, int(targets[row])}
-        masked[row, sorted(seen)] = -np.inf
+    masked = replays.without_seen(scores, stream)
     np.testing.assert_array_equal(unseen, target_ranks(masked, targets, model.tie_order))

@@ -153,21 +153,6 @@ def random_replay(rng, n_users=9, *, times=True) -> timeline.Replay:
     return replays.random_replay(rng, n_users, N_ITEMS, max_length=30, new_session=0.1, times=times)
 
 
-def replay_contexts(stream: timeline.Replay) -> Sessions:
-    """What each target's session fed before it, with the events' times when the stream has them."""
-    contexts, stamps = [], []
-    for event in stream.target_events:
-        begin = max(e for e in range(event + 1) if stream.session_start[e])
-        fed = [e for e in range(begin, event) if stream.feed[e]]
-        contexts.append(stream.items[fed])
-        if stream.timestamps is not None:
-            stamps.append(stream.timestamps[fed])
-    histories = Sessions.of_histories(contexts)
-    if stream.timestamps is None:
-        return histories
-    return Sessions(histories.items, histories.offsets, histories.ratings, None, np.concatenate(stamps))
-
-
 @pytest.mark.parametrize(("kind", "config"), CONFIGS, ids=[f"{k}-{i}" for i, (k, _) in enumerate(CONFIGS)])
 @pytest.mark.parametrize("times", [True, False], ids=["timed", "untimed"])
 def test_replay_ranks_are_the_rule_on_score_next_of_each_targets_context(kind, config, times, monkeypatch):
@@ -183,14 +168,10 @@ def test_replay_ranks_are_the_rule_on_score_next_of_each_targets_context(kind, c
     everything, unseen = model.rank_replay(stream)
     monkeypatch.setattr(neighbours, "_DENSE_WHEN", 1e18)
     monkeypatch.setattr(neighbours, "_MATCHES", "scanned")
-    scores = model.score_next(replay_contexts(stream))
-    events, targets = stream.target_events, stream.items[stream.target_events]
+    scores = model.score_next(replays.target_contexts(stream))
+    targets = stream.items[stream.target_events]
     np.testing.assert_array_equal(everything, target_ranks(scores, targets, model.tie_order))
-    masked = scores.copy()
-    for row, event in enumerate(events):
-        user = np.searchsorted(stream.offsets, event, side="right") - 1
-        seen = set(stream.items[stream.offsets[user] : event].tolist()) - {-1, int(targets[row])}
-        masked[row, sorted(seen)] = -np.inf
+    masked = replays.without_seen(scores, stream)
     np.testing.assert_array_equal(unseen, target_ranks(masked, targets, model.tie_order))
     assert everything.min() >= 1 and everything.max() <= N_ITEMS
 
