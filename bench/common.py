@@ -15,3 +15,25 @@ def data_dir(script: str) -> Path:
     if not (directory / "ratings.dat").is_file():
         sys.exit(f"{script}: no ratings.dat in {directory}; set SBR_ML1M_DIR to the ml-1m directory.")
     return directory
+
+
+def timeline_variant(directory: Path, definition_name: str, part: str = "test"):
+    """``(train sessions, stream of part, n_items)`` of one definition on the timeline protocol, built
+    by the pipeline's own functions (defaults: min_item_support 5, min_session_length 2)."""
+    from sbr_dagster.data import cleansing, parsing, sessions, timeline
+    from sbr_dagster.data.arrays import Sessions
+
+    ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(directory / "ratings.dat"))
+    cuts = timeline.cut_times(ratings)
+    candidates = timeline.candidates(ratings, cuts, 5)
+    targets = timeline.targets(ratings, cuts, candidates["item_id"])
+    definition = sessions.parse_definition(definition_name)
+    events = timeline.training_events(sessions.sessionize(ratings, definition), cuts)
+    cleansed, _ = cleansing.cleanse(events)
+    split = timeline.split_by_timeline(
+        cleansed, ratings, candidates, targets, cuts, gap=definition.gap, min_session_length=2
+    )
+    stream = timeline.split_streams(
+        ratings, candidates, targets, cuts, gap=definition.gap, min_rating=None, parts=(part,)
+    )[part]
+    return Sessions.of(split.train, candidates), stream, candidates.height

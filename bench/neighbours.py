@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from common import timeline_variant
 
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions
@@ -41,7 +41,6 @@ TRAIN_EVENTS = 800_000
 # Shape: (train sessions, test viewers, fed events before a viewer's first target).
 SHAPES = {"user": (6_000, 1_000, 300), "gap_1h": (70_000, 1_000, 0)}
 START = 956_703_932  # ML-1M's first rating
-GAP_S = {"user": None, "gap_1h": timedelta(hours=1)}
 
 
 def _zipf(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -106,37 +105,6 @@ def synthetic(shape: str, predictions: int, seed: int = 0) -> tuple[Sessions, ti
     return train, stream
 
 
-def ml1m(directory: Path, definition: str) -> tuple[Sessions, timeline.Replay, int]:
-    """The timeline protocol's train sessions and test stream of the real ML-1M for ``definition``."""
-    import polars as pl
-
-    from sbr_dagster.data import parsing, sessions, splitting
-
-    ratings, _ = parsing.drop_duplicate_ratings(parsing.read_ratings(directory / "ratings.dat"))
-    cuts = timeline.cut_times(ratings)
-    candidates = timeline.candidates(ratings, cuts, min_item_support=5)
-    item_index = splitting.item_index(candidates)
-    targets = timeline.targets(ratings, cuts, candidates["item_id"])
-    gap = GAP_S[definition]
-    events = timeline.training_events(sessions.assign_sessions(ratings, gap), cuts)
-    train_events = (
-        events.filter(pl.col("item_id").is_in(item_index["item_id"].implode()))
-        .filter(pl.len().over("session_id") >= 2)
-        .sort("session_id", "timestamp", "line")
-    )
-    train = Sessions.of(train_events, item_index)
-    test = timeline.replay(
-        ratings.filter(
-            pl.col("user_id").is_in(targets.filter(pl.col("split") == "test")["user_id"].implode())
-        ),
-        item_index,
-        targets.filter(pl.col("split") == "test"),
-        gap=gap,
-        min_rating=None,
-    )
-    return train, test, item_index.height
-
-
 def run(
     label: str, train: Sessions, stream: timeline.Replay, n_items: int, models: list[str], figures: dict
 ) -> None:
@@ -180,7 +148,7 @@ def main() -> None:
     directory = os.environ.get("SBR_ML1M_DIR")
     if directory and (Path(directory) / "ratings.dat").is_file():
         for definition in args.shapes.split(","):
-            train, stream, n_items = ml1m(Path(directory), definition)
+            train, stream, n_items = timeline_variant(Path(directory), definition)
             run(f"real_{definition}", train, stream, n_items, models, figures)
     for key, value in figures.items():
         print(f"{key}={value}")

@@ -2,7 +2,7 @@
 of the shared test targets (both rankings), and the seen-movie lookup behind the unseen ranking.
 
 Builds the protocol (cut times, candidates, targets), the ``user`` and ``gap_1h`` variants'
-training events and test streams, fits each baseline on the training events and times
+training events and test streams (``common.timeline_variant``), fits each baseline on the training events and times
 ``rank_replay`` over all test targets. The seen-movie mask (``timeline.seen_mask``) is timed side
 by side with a per-row lookup (every target's whole history, de-duplicated by sorting: the
 first implementation), in the same run; ``<definition>_all_baselines_test_s`` is the whole
@@ -18,7 +18,7 @@ import argparse
 import time
 
 import numpy as np
-from common import data_dir
+from common import data_dir, timeline_variant
 
 
 def per_row_lookup(stream, events):
@@ -42,43 +42,28 @@ def main() -> None:
     parser.add_argument("--definitions", default="user,gap_1h")
     args = parser.parse_args()
 
-    from sbr_dagster.data import cleansing, parsing, sessions, timeline
-    from sbr_dagster.data.arrays import Sessions
+    from sbr_dagster.data import timeline
     from sbr_dagster.models import registry
 
-    ratings, _ = parsing.drop_duplicate_ratings(
-        parsing.read_ratings(data_dir("bench/replay.py") / "ratings.dat")
-    )
-    cuts = timeline.cut_times(ratings)
-    candidates = timeline.candidates(ratings, cuts, 5)
-    targets = timeline.targets(ratings, cuts, candidates["item_id"])
+    directory = data_dir("bench/replay.py")
     names = [m for m in args.models.split(",") if m] or list(registry.BASELINES)
     figures = {}
     for definition_name in args.definitions.split(","):
-        definition = sessions.parse_definition(definition_name)
-        events = timeline.training_events(sessions.sessionize(ratings, definition), cuts)
-        cleansed, _ = cleansing.cleanse(events)
-        split = timeline.split_by_timeline(
-            cleansed, ratings, candidates, targets, cuts, gap=definition.gap, min_session_length=2
-        )
-        train = Sessions.of(split.train, candidates)
-        stream = timeline.split_streams(
-            ratings, candidates, targets, cuts, gap=definition.gap, min_rating=None, parts=("test",)
-        )["test"]
+        train, stream, n_items = timeline_variant(directory, definition_name)
         n = stream.target_events.size
         chunk = stream.target_events[:4096]
         started = time.perf_counter()
         per_row_lookup(stream, chunk)
         lookup_s = time.perf_counter() - started
         started = time.perf_counter()
-        timeline.seen_mask(stream, chunk, candidates.height)
+        timeline.seen_mask(stream, chunk, n_items)
         mask_s = time.perf_counter() - started
         figures[f"{definition_name}_seen_lookup_speedup"] = lookup_s / mask_s
         total_s = 0.0
         for name in names:
             model = registry.build(name)
             started = time.perf_counter()
-            model.fit(train, candidates.height)
+            model.fit(train, n_items)
             fit_s = time.perf_counter() - started
             started = time.perf_counter()
             model.rank_replay(stream)
