@@ -2,11 +2,12 @@
 of the shared test targets (both rankings), and the seen-movie lookup behind the unseen ranking.
 
 Builds the protocol (cut times, candidates, targets), the ``user`` and ``gap_1h`` variants'
-training events and test streams (``common.timeline_variant``), fits each baseline on the training events and times
-``rank_replay`` over all test targets. The seen-movie mask (``timeline.seen_mask``) is timed side
-by side with a per-row lookup (every target's whole history, de-duplicated by sorting: the
-first implementation), in the same run; ``<definition>_all_baselines_test_s`` is the whole
-evaluation of every baseline on the test targets. A speed target, never a test.
+training events and test streams (``common.timeline_variant``), fits each baseline on the
+training events and times ``rank_replay`` over all test targets. The seen-movie mask
+(``timeline.seen_mask``) is timed side by side with a per-row lookup (every target's whole
+history, de-duplicated by sorting: the first implementation), in the same run;
+``<definition>_all_baselines_test_s`` is the whole evaluation of every baseline on the test
+targets. A speed target, never a test.
 
 Usage: ``.venv/bin/python bench/replay.py [--models pop,sr,...] [--definitions user,gap_1h]``;
 figures come last as ``key=value`` lines.

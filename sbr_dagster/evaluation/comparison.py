@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from sbr_dagster.data import sessions
-from sbr_dagster.evaluation.metrics import SELECTION_K, difference_ci, mrr_at, recall_at
+from sbr_dagster.evaluation.metrics import SELECTION_K, difference_ci, interval_sign, mrr_at, recall_at
 from sbr_dagster.evaluation.metrics_table import CI_COLUMNS, RANKINGS, SLICES
 
 K = SELECTION_K
@@ -117,11 +117,8 @@ def paired_findings(
 
 
 def verdict(row: dict) -> str:
-    if row["delta_recall_ci_low"] > 0:
-        return f"{row['a']} is better"
-    if row["delta_recall_ci_high"] < 0:
-        return f"{row['b']} is better"
-    return "no clear difference"
+    sign = interval_sign(row["delta_recall_ci_low"], row["delta_recall_ci_high"])
+    return {1: f"{row['a']} is better", -1: f"{row['b']} is better", 0: "no clear difference"}[sign]
 
 
 def sentence(row: dict) -> str:

@@ -132,3 +132,9 @@ def session_bootstrap(
         name: tuple(float(q) for q in np.quantile(np.concatenate(drawn), [tail, 1.0 - tail]))
         for name, drawn in replicates.items()
     }
+
+
+def interval_sign(low: float, high: float) -> int:
+    """+1 or -1 when a difference's interval lies wholly above or below zero, else 0: the one rule by
+    which every comparison may call a winner."""
+    return 1 if low > 0 else -1 if high < 0 else 0

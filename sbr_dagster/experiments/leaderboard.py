@@ -127,11 +127,7 @@ def findings(
 
 
 def verdict(low: float, high: float) -> str:
-    if low > 0:
-        return "helped"
-    if high < 0:
-        return "hurt"
-    return "no clear difference"
+    return {1: "helped", -1: "hurt", 0: "no clear difference"}[metrics.interval_sign(low, high)]
 
 
 def sentence(entry: dict) -> str:
