@@ -15,6 +15,8 @@ ENV_DATA_LAKE = "SBR_DATA_LAKE"
 ENV_DEFINITIONS = "SBR_SESSION_DEFINITIONS"
 ENV_EXPERIMENTS = "SBR_EXPERIMENTS"  # another experiments file
 ENV_ONLY = "SBR_SWEEP_ONLY"  # comma-separated experiment names: run just these
+ENV_SEARCH_SPACE = "SBR_SEARCH_SPACE"  # another search space for the tuning job
+ENV_TUNE_MODELS = "SBR_TUNE_MODELS"  # comma-separated models the tuning job tunes (default: the space's)
 
 DEFAULT_DEFINITIONS = ("user", "gap_30m", "gap_1h", "gap_1d")  # what the main job builds
 
@@ -39,6 +41,12 @@ def definition_names() -> tuple[str, ...]:
     raw = os.environ.get(ENV_DEFINITIONS, "")
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     return names or DEFAULT_DEFINITIONS
+
+
+def tune_models() -> tuple[str, ...]:
+    """``SBR_TUNE_MODELS`` (comma-separated), or empty: every model of the search space."""
+    raw = os.environ.get(ENV_TUNE_MODELS, "")
+    return tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
 
 
 def launch_hint(selection: str) -> str:

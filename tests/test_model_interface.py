@@ -13,7 +13,19 @@ from sbr_dagster.models.ranking import target_ranks
 from sbr_dagster.training import trainer
 
 N_ITEMS = 9
-SMALL = {"gru4rec": {"layers": [8], "batch_size": 4, "epochs": 2, "learning_rate": 0.02}}
+SMALL = {
+    "gru4rec": {"layers": [8], "batch_size": 4, "epochs": 2, "learning_rate": 0.02},
+    # max_len below the longest sessions, so contexts are capped and windows move by context_step.
+    "sasrec": {
+        "blocks": 1,
+        "dim": 8,
+        "max_len": 5,
+        "context_step": 2,
+        "batch_size": 8,
+        "epochs": 2,
+        "learning_rate": 0.01,
+    },
+}
 
 
 def walk(n_sessions: int, seed: int) -> Sessions:

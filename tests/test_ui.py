@@ -46,7 +46,8 @@ def project(ml1m_like_dir, tmp_path) -> Path:
 
 @pytest.fixture
 def pipeline_env(ml1m_like_dir, project) -> dict[str, str]:
-    """The environment both the run and ``dg dev`` see: one definition, a tiny sweep, temp dirs."""
+    """The environment both the run and ``dg dev`` see: one definition, a tiny sweep and tuning, temp
+    dirs."""
     experiments = project / "experiments.yaml"
     experiments.write_text(
         yaml.safe_dump(
@@ -60,6 +61,7 @@ def pipeline_env(ml1m_like_dir, project) -> dict[str, str]:
         "SBR_DATA_LAKE": str(project / "lake"),
         "SBR_SESSION_DEFINITIONS": DEFINITION,
         "SBR_EXPERIMENTS": str(experiments),
+        "SBR_TUNE_MODELS": "sr",  # one model's tuning assets, as a tiny sweep: a readable lineage
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
 

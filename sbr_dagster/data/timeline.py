@@ -213,6 +213,35 @@ def last_fed_before(stream: Replay) -> np.ndarray:
     return np.where(previous >= session_begin, previous, -1)
 
 
+@dataclass(frozen=True)
+class FedContexts:
+    """What every target of a stream knows, for models that read a whole current session (the
+    neighbour methods, SASRec): target r's session fed ``items[begin[r]:end[r]]``, oldest first."""
+
+    items: np.ndarray  # int64 candidate index of every fed event, the stream's order
+    begin: np.ndarray  # int64 per target: where its current session's fed events start
+    end: np.ndarray  # int64 per target: one past its last fed event (the target itself never is)
+    times: np.ndarray | None  # float64 seconds of each target's last fed event (nan: none fed)
+
+
+def fed_contexts(stream: Replay) -> FedContexts:
+    """Each target's current session: the events fed since its session (or its user) started."""
+    events = stream.target_events
+    fed = np.asarray(stream.feed, dtype=bool) & (np.asarray(stream.items) >= 0)
+    fed_before = np.cumsum(fed) - fed  # fed events before each event
+    starts = np.asarray(stream.session_start, dtype=bool).copy()
+    offsets = np.asarray(stream.offsets, dtype=np.int64)
+    starts[offsets[:-1][np.diff(offsets) > 0]] = True  # a user's first event starts a session
+    session_begin = np.maximum.accumulate(np.where(starts, np.arange(fed.size), 0))
+    begin, end = fed_before[session_begin[events]], fed_before[events]
+    times = None
+    if stream.timestamps is not None:
+        fed_times = np.asarray(stream.timestamps, dtype=np.float64)[fed]
+        last = fed_times[np.maximum(end - 1, 0)] if fed_times.size else np.full(end.size, np.nan)
+        times = np.where(end > begin, last, np.nan)
+    return FedContexts(np.asarray(stream.items, dtype=np.int64)[fed], begin, end, times)
+
+
 def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
     """``[len(events), n_items]``: True where the viewer of ``events[r]`` rated that candidate
     before it, whatever the rating, but never for the event's own movie (a repeated target is not

@@ -16,11 +16,13 @@ from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
 from sbr_dagster.defs.assets.modeling import modeling_assets
 from sbr_dagster.defs.assets.preprocessing import preprocessing_assets
 from sbr_dagster.defs.assets.timeline import timeline_assets
+from sbr_dagster.defs.assets.tuning import tuning_assets
 from sbr_dagster.defs.checks import evaluation as evaluation_checks
 from sbr_dagster.defs.checks import preprocessing as preprocessing_checks
 from sbr_dagster.defs.resources import RunSettings, default_resources
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.experiments.declarations import Experiment, load_experiments
+from sbr_dagster.experiments.search_space import SearchSpace, load_search_space
 from sbr_dagster.lake import layout
 from sbr_dagster.models import registry
 
@@ -29,8 +31,11 @@ def build_definitions(
     definition_names: tuple[str, ...] | None = None,
     resources: dict[str, object] | None = None,
     experiments: list[Experiment] | None = None,
+    space: SearchSpace | None = None,
+    tune_models: tuple[str, ...] | None = None,
 ) -> dg.Definitions:
-    """The whole pipeline; arguments override the environment (definitions, resources, experiments)."""
+    """The whole pipeline; arguments override the environment (definitions, resources, experiments,
+    the tuning job's search space and models)."""
     names = definition_names or settings.definition_names()
     if definition_names is None:  # from the environment: a wrong name is the variable's fault
         for name in names:
@@ -57,6 +62,18 @@ def build_definitions(
                 experiment.definition, prefix=prefix_of(experiment), beat_reference=()
             )
 
+    space = load_search_space() if space is None else space
+    tuned = tune_models if tune_models is not None else settings.tune_models() or tuple(space.models)
+    for model in tuned:
+        if model not in space.models:
+            raise InputDataError(
+                f"{settings.ENV_TUNE_MODELS}: {model!r} has no search space; tune one of "
+                f"{', '.join(space.models)}"
+            )
+    for name in names:
+        for model in tuned:
+            assets += tuning_assets(name, model, space)
+
     trained = [(name, registry.PRIMARY) for name in names]
     trained += [("__".join(prefix_of(e)), e.model) for e in experiments]
     run_settings = RunSettings(models={f"{prefix}__{model}": model for prefix, model in trained})
@@ -79,6 +96,12 @@ def build_definitions(
                 selection=dg.AssetSelection.groups(layout.RAW, layout.TIMELINE, *names),
                 description="Preprocess, train and evaluate every session definition, and compare them on "
                 "the shared timeline (not the sweep).",
+            ),
+            dg.define_asset_job(
+                "tune",
+                selection=dg.AssetSelection.groups(layout.TUNING),
+                description="Search each model's settings on validation (search_space.yaml), then fit "
+                "the tuned model and test it once; the splits must exist (the preprocess job).",
             ),
             dg.define_asset_job(
                 "sweep",

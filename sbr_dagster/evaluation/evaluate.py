@@ -9,7 +9,7 @@ On the days and fraction protocols a split's sessions are the stream (``Replay.o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,14 +56,18 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     log: Callable[[str], object] = print,
+    skip: Collection[tuple[str, str]] = (),
 ) -> Evaluation:
-    """Both rankings of each fitted model on each split, on all and on liked targets."""
+    """Both rankings of each fitted model on each split, on all and on liked targets, but for the
+    ``(split, model)`` pairs in ``skip``."""
     frames, rank_frames = [], []
     throughput: dict[str, dict[str, float]] = {name: {} for name in models}
     for split_name, stream in splits.items():
         groups = stream.target_groups.astype(np.int32)
         liked = stream.ratings[stream.target_events] >= LIKED
         for name, model in models.items():
+            if (split_name, name) in skip:
+                continue
             started = time.perf_counter()
             ranks = dict(zip(RANKINGS, model.rank_replay(stream), strict=True))
             count = groups.size

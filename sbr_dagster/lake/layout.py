@@ -31,6 +31,8 @@ RANKS = "ranks"  # every prediction's rank per model and split, beside the metri
 SAMPLES = "sample_recommendations"
 EXPERIMENTS = "experiments"
 LEADERBOARD: Key = (EXPERIMENTS, "leaderboard")
+TUNING = "tuning"  # per definition: <definition>/tuning/<model> (trials), <definition>/tuned/<model>
+TUNED = "tuned"
 # The shared test of every variant (data.timeline): cut times, candidates, targets, and the
 # comparison of every variant's predictions of them.
 TIMELINE = "timeline"
@@ -60,6 +62,16 @@ def definition_key(definition: str, table: str) -> Key:
 
 def experiment_prefix(experiment: str) -> Key:
     return (EXPERIMENTS, experiment)
+
+
+def tuning_key(definition: str, model: str) -> Key:
+    """The trials table of ``model``'s search on ``definition``."""
+    return (definition, TUNING, model)
+
+
+def tuned_prefix(definition: str) -> Key:
+    """Where the tuned models of ``definition`` keep their metrics, ranks and bundles."""
+    return (definition, TUNED)
 
 
 def model_dir(root: str | os.PathLike[str], prefix: Key, model: str) -> Path:

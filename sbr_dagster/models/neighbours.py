@@ -396,20 +396,8 @@ class SessionKNN(SessionModel):
         """A target's current session: the events fed since its session's start (its time: the
         last of them; the target's own time is never read)."""
         events = stream.target_events
-        fed = np.asarray(stream.feed, dtype=bool) & (np.asarray(stream.items) >= 0)
-        fed_before = np.cumsum(fed) - fed  # fed events before each event
-        index = np.arange(fed.size)
-        starts = np.asarray(stream.session_start, dtype=bool).copy()
-        starts[np.asarray(stream.offsets[:-1], dtype=np.int64)[np.diff(stream.offsets) > 0]] = True  # users
-        session_begin = np.maximum.accumulate(np.where(starts, index, 0))
-        begin, end = fed_before[session_begin[events]], fed_before[events]
-        times = None
-        if stream.timestamps is not None:
-            fed_times = np.asarray(stream.timestamps, dtype=np.float64)[fed]
-            times = np.where(
-                end > begin, fed_times[np.maximum(end - 1, 0)] if fed_times.size else np.nan, np.nan
-            )
-        contexts = _Contexts.of(np.asarray(stream.items)[fed], begin, end, times, self.n_items)
+        fed = timeline.fed_contexts(stream)
+        contexts = _Contexts.of(fed.items, fed.begin, fed.end, fed.times, self.n_items)
         ranks, unseen = self._ranks(
             contexts,
             np.asarray(stream.items)[events].astype(np.int64),

@@ -9,10 +9,22 @@ from sbr_dagster.models.base import ModelConfig, SessionModel
 from sbr_dagster.models.baselines import ItemKNN, Markov, Popularity, SequentialRules
 from sbr_dagster.models.gru4rec.model import GRU4Rec
 from sbr_dagster.models.neighbours import SKNN, STAN, VSKNN, RecentPopularity
+from sbr_dagster.models.sasrec.model import SASRec
 
 MODELS: dict[str, type[SessionModel]] = {
     model.name: model
-    for model in (GRU4Rec, Popularity, RecentPopularity, Markov, SequentialRules, ItemKNN, SKNN, VSKNN, STAN)
+    for model in (
+        GRU4Rec,
+        SASRec,
+        Popularity,
+        RecentPopularity,
+        Markov,
+        SequentialRules,
+        ItemKNN,
+        SKNN,
+        VSKNN,
+        STAN,
+    )
 }
 # Trained by their own asset and kept as a bundle; the rest are fitted where they are evaluated.
 TRAINED = tuple(name for name, model in MODELS.items() if model.has_weights)

@@ -65,6 +65,26 @@ def curves_png(
     return _png(fig)
 
 
+def search_png(trials: Sequence[int], values: Sequence[float], states: Sequence[str], title: str) -> bytes:
+    """A tuning run: each trial's validation score (pruned ones at their last report, hollow) and the
+    best complete score so far."""
+    import numpy as np
+
+    fig, ax = _figure()
+    trials, values = np.asarray(trials), np.asarray(values, dtype=float)
+    complete = np.asarray(states) == "complete"
+    ax.scatter(trials[complete], values[complete], label="complete", color="tab:blue")
+    ax.scatter(trials[~complete], values[~complete], label="pruned", facecolors="none", edgecolors="tab:gray")
+    best = np.fmax.accumulate(np.where(complete, values, -np.inf)) if values.size else values
+    shown = np.isfinite(best)
+    ax.step(trials[shown], best[shown], where="post", color="tab:orange", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation score")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title)
+    return _png(fig)
+
+
 def interval_png(
     labels: Sequence[str],
     series: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],

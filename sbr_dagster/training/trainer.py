@@ -11,6 +11,7 @@ restored at the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,12 @@ def describe(row: dict[str, float]) -> str:
     return text
 
 
+def validation_scores(model: SessionModel, valid: Replay) -> tuple[float, float]:
+    """The selection metric and its tie-breaker on ``valid``, ranked among all candidates."""
+    ranks = model.rank_replay(valid)[0]
+    return recall_at(ranks, SELECTION_K), mrr_at(ranks, SELECTION_K)
+
+
 def fit(
     model: SessionModel,
     train: Sessions,
@@ -60,9 +67,11 @@ def fit(
     valid: Replay | Sessions | None = None,
     *,
     log: Log = print,
+    report: Callable[[int, float], object] | None = None,
 ) -> Training:
     """Fit ``model``; with ``valid`` (the validation stream, or split sessions), keep its best
-    validation epoch and stop after ``model.patience`` epochs without a better one."""
+    validation epoch and stop after ``model.patience`` epochs without a better one. ``report(epoch,
+    valid Recall@20)`` hears of every epoch (a tuner's pruning; it may raise to stop the fit)."""
     if isinstance(valid, Sessions):
         valid = Replay.of_sessions(valid)
     started = time.perf_counter()
@@ -72,11 +81,11 @@ def fit(
     def after_epoch(row: dict[str, float]) -> bool:
         epoch = int(row["epoch"])
         if valid is not None:
-            ranks = model.rank_replay(valid)[0]
-            row[VALID_RECALL] = recall_at(ranks, SELECTION_K)
-            row[VALID_MRR] = mrr_at(ranks, SELECTION_K)
+            row[VALID_RECALL], row[VALID_MRR] = validation_scores(model, valid)
         result.history.append(row)
         log(describe(row))
+        if report is not None and valid is not None:
+            report(epoch, row[VALID_RECALL])
         if not np.isfinite(row["loss"]):
             log(f"epoch {epoch}: loss is {row['loss']}; stopping (lower the learning rate)")
             result.stopped_early = True

@@ -13,9 +13,9 @@ import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
-from sbr_dagster.lake.files import atomic_path
 from sbr_dagster.models.base import AfterEpoch, Log, SessionModel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
+from sbr_dagster.models.keras_io import load_network, save_network
 
 NETWORK_FILE = "model.keras"
 
@@ -78,23 +78,10 @@ class GRU4Rec(SessionModel):
         self._fitted().set_weights(snapshot)
 
     def save(self, directory: Path) -> None:
-        """The network as a ``.keras`` archive, written atomically (Keras insists on the extension)."""
-        target = Path(directory) / NETWORK_FILE
-        with atomic_path(target, suffix=".keras") as tmp:
-            staged = tmp.with_suffix("")  # ".<name>.<random>.keras": what Keras accepts
-            try:
-                self._fitted().save(staged)
-                staged.replace(tmp)
-            finally:
-                staged.unlink(missing_ok=True)
+        save_network(self._fitted(), Path(directory) / NETWORK_FILE)
 
     @classmethod
     def load(cls, directory: Path, config: GRU4RecConfig) -> GRU4Rec:
-        import keras
-
         from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
 
-        network = keras.saving.load_model(
-            Path(directory) / NETWORK_FILE, custom_objects={"GRU4Rec": GRU4RecNetwork}, compile=False
-        )
-        return cls(config, network)
+        return cls(config, load_network(Path(directory) / NETWORK_FILE, "GRU4Rec", GRU4RecNetwork))

@@ -27,7 +27,7 @@ from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network
-from sbr_dagster.models.gru4rec.optimizer import SparseOptimizer
+from sbr_dagster.models.optimizer import SparseOptimizer
 
 
 def new_network(n_items: int, config: GRU4RecConfig) -> GRU4RecNetwork:
@@ -78,7 +78,12 @@ class _Trainer:
     def __init__(self, model, config: GRU4RecConfig, item_support: np.ndarray | None):
         self.model, self.config = model, config
         self.variables = model.trainable_variables
-        self.optimizer = SparseOptimizer(config, self.variables)
+        self.optimizer = SparseOptimizer(
+            self.variables,
+            learning_rate=config.learning_rate,
+            kind=config.optimizer,
+            momentum=config.momentum,
+        )
         if config.loss == "bpr_max":
             support = np.ones(model.n_items) if item_support is None else np.asarray(item_support, float)
             weights = np.maximum(support, 0.0) ** config.sample_alpha

@@ -1,13 +1,12 @@
 """Adam, or GRU4Rec's Adagrad with momentum, that updates only the item-table rows a batch touched.
 
-This module imports TensorFlow: the trainer imports it when training starts.
+Shared by the trained models (GRU4Rec, SASRec). This module imports TensorFlow: the trainers
+import it when training starts.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
-
-from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Adam, as Keras
 ADAGRAD_EPSILON = 1e-6
@@ -23,10 +22,10 @@ class SparseOptimizer:
     the batch touched, as GRU4Rec does ("lazy" Adam: untouched rows keep their moments).
     """
 
-    def __init__(self, config: GRU4RecConfig, variables: list):
-        self.kind = config.optimizer
-        self.lr = tf.Variable(config.learning_rate, dtype=tf.float32, trainable=False, name="lr")
-        self.momentum = config.momentum
+    def __init__(self, variables: list, *, learning_rate: float, kind: str = "adam", momentum: float = 0.0):
+        self.kind = kind
+        self.lr = tf.Variable(learning_rate, dtype=tf.float32, trainable=False, name="lr")
+        self.momentum = momentum
         self.params = [getattr(v, "value", v) for v in variables]  # tf.Variables under Keras ones
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self.slots = [

@@ -1,0 +1,160 @@
+"""The tuning job: per (definition, model) a search on validation, then the tuned model tested once.
+
+``<definition>/tuning/<model>`` runs ``experiments.tuning.tune`` on the definition's train split and
+validation stream (the trials table is its value; the best settings, the trials and a plot of the
+search are its metadata). ``<definition>/tuned/<model>`` fits the model with those settings (best
+validation epoch kept), saves its bundle when it has weights, and ranks the test targets once.
+The main job never runs these: its models keep their fixed defaults, so its time stays bounded.
+
+No ``from __future__ import annotations`` here: Dagster reads the config class from the annotation.
+"""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
+from sbr_dagster.defs.assets.modeling import scoring_ins
+from sbr_dagster.defs.metadata import flatten, table_md, table_output
+from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
+from sbr_dagster.evaluation import streams
+from sbr_dagster.evaluation.evaluate import evaluate
+from sbr_dagster.evaluation.metrics import SELECTION_K
+from sbr_dagster.experiments import tuning
+from sbr_dagster.experiments.search_space import SearchSpace
+from sbr_dagster.lake import files, layout
+from sbr_dagster.models import registry
+from sbr_dagster.reports import plots
+from sbr_dagster.serving import bundle
+from sbr_dagster.training import trainer
+
+GROUP = layout.TUNING
+
+
+class TuningConfig(dg.Config):
+    trials: int = 0  # 0: the search space file's budget
+    wall_s: float = 0.0  # 0: the file's budget
+    seed: int = 0
+
+
+def tuned_name(model: str) -> str:
+    """How a tuned model is named in the metrics tables, beside its default-settings self."""
+    return f"{model}_tuned"
+
+
+def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.AssetsDefinition]:
+    tuning_key = dg.AssetKey(list(layout.tuning_key(definition, model)))
+    tuned_prefix = layout.tuned_prefix(definition)
+    parts = ("train", "valid", layout.ITEM_INDEX)
+
+    @dg.asset(
+        key=tuning_key,
+        ins=scoring_ins(definition, parts),
+        group_name=GROUP,
+        kinds={"optuna", "parquet"},
+        tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
+        description=f"Optuna search of {model}'s settings on `{definition}` validation (the search space "
+        "file's ranges and budget); one row per trial.",
+    )
+    def tuning_asset(
+        context: dg.AssetExecutionContext,
+        config: TuningConfig,
+        preprocessing: PreprocessingSettings,
+        train: pl.DataFrame,
+        valid: pl.DataFrame,
+        item_index: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        targets: pl.DataFrame,
+    ) -> dg.Output[pl.DataFrame]:
+        validation = streams.split_streams(
+            preprocessing.split_method, definition, tables={"valid": valid}, item_index=item_index,
+            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
+            parts=("valid",),
+        )["valid"]  # fmt: skip
+        result = tuning.tune(
+            model, space, Sessions.of(train, item_index), item_index.height, validation,
+            trials=config.trials or None, wall_s=config.wall_s or None, seed=config.seed,
+            log=context.log.info,
+        )  # fmt: skip
+        trials = result.trials
+        search = plots.search_png(
+            trials["trial"].to_list(), trials["valid_recall_20"].to_list(), trials["state"].to_list(),
+            f"{tuning_key.to_user_string()}: validation Recall@{SELECTION_K} per trial",
+        )  # fmt: skip
+        return table_output(
+            trials,
+            {
+                "best_settings": dg.MetadataValue.json(result.best_settings),
+                f"best_valid_recall_{SELECTION_K}": result.best_value,
+                "trials": table_md(trials),
+                "search": dg.MetadataValue.md(plots.markdown_image(search, "search")),
+                "n_trials": trials.height,
+                "n_complete": int((trials["state"] == "complete").sum()),
+                "n_pruned": int((trials["state"] == "pruned").sum()),
+                "wall_s": result.wall_s,
+            },
+        )
+
+    @dg.asset(
+        key=[*tuned_prefix, model],
+        ins={**scoring_ins(definition, (*parts, "test")), "trials": dg.AssetIn(tuning_key)},
+        group_name=GROUP,
+        kinds={"parquet"},
+        tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
+        description=f"{model} with its tuned settings, fitted on `{definition}` train (best validation "
+        "epoch kept) and tested once; its metrics table.",
+    )
+    def tuned_asset(
+        context: dg.AssetExecutionContext,
+        lake: DataLake,
+        preprocessing: PreprocessingSettings,
+        train: pl.DataFrame,
+        valid: pl.DataFrame,
+        test: pl.DataFrame,
+        item_index: pl.DataFrame,
+        ratings: pl.DataFrame,
+        cuts: pl.DataFrame,
+        targets: pl.DataFrame,
+        trials: pl.DataFrame,
+    ) -> dg.Output[pl.DataFrame]:
+        settings = tuning.best_settings(trials, space.of(model))
+        fitted = registry.build(model, settings)
+        split = streams.split_streams(
+            preprocessing.split_method, definition, tables={"valid": valid, "test": test},
+            item_index=item_index, ratings=ratings, cuts=cuts, targets=targets,
+            min_rating=preprocessing.min_rating,
+        )  # fmt: skip
+        fit = trainer.fit(
+            fitted, Sessions.of(train, item_index), item_index.height, split["valid"], log=context.log.info
+        )
+        if fitted.has_weights:
+            bundle.save_bundle(
+                lake.model_dir(tuned_prefix, model), fitted, item_index, definition,
+                pl.DataFrame(fit.history), fit.summary(),
+            )  # fmt: skip
+        name = tuned_name(model)
+        result = evaluate(
+            {name: fitted}, {"test": split["test"]}, definition=definition,
+            protocol=preprocessing.split_method, log=context.log.info,
+        )  # fmt: skip
+        files.write_parquet(result.ranks, lake.table_path((*tuned_prefix, f"{model}_{layout.RANKS}")))
+        headline = result.metrics.filter((pl.col("k") == SELECTION_K) & (pl.col("slice") == "all"))
+        return table_output(
+            result.metrics,
+            {
+                "settings": dg.MetadataValue.json(json.loads(json.dumps(fitted.config.to_dict()))),
+                **flatten(fit.summary()),
+                **{
+                    f"test/{row['ranking']}/recall@{SELECTION_K}": row["recall"]
+                    for row in headline.iter_rows(named=True)
+                },
+                "n_predictions/test": split["test"].target_events.size,
+            },
+        )
+
+    return [tuning_asset, tuned_asset]

@@ -1,0 +1,155 @@
+"""Validation-driven tuning of one model: Optuna's TPE over the search space, pruning by the median.
+
+Every trial trains (or fits) the model on the train sessions and scores it on the validation
+stream only, with the selection metric the trainer picks epochs by (Recall@20 among all
+candidates, MRR@20 breaking ties); test targets are never read. A trial of an iterative model
+reports each epoch's validation Recall@20, and one below the median of earlier trials at the same
+epoch stops there. Same seed, same data: the same trials (TPE is seeded, training is on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.timeline import Replay
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.experiments.search_space import Parameter, SearchSpace
+from sbr_dagster.models import registry
+from sbr_dagster.training import trainer
+
+TRIAL_COLUMNS = ("trial", "state", "valid_recall_20", "valid_mrr_20", "epochs_run", "best_epoch", "seconds")
+
+
+@dataclass
+class Tuning:
+    model: str
+    trials: pl.DataFrame  # one row per trial: TRIAL_COLUMNS, then one column per parameter
+    best_settings: dict[str, Any]  # the best trial's parameters (the rest: the model's defaults)
+    best_value: float  # its validation Recall@20
+    wall_s: float
+
+
+def tune(
+    model: str,
+    space: SearchSpace,
+    train: Sessions,
+    n_items: int,
+    valid: Replay,
+    *,
+    trials: int | None = None,
+    wall_s: float | None = None,
+    seed: int = 0,
+    base_settings: dict[str, Any] | None = None,
+    log: Callable[[str], object] = print,
+) -> Tuning:
+    """Search ``space``'s ranges for ``model`` (``base_settings`` under every trial's choices)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parameters = space.of(model)
+    trials = trials or space.trials
+    wall_s = wall_s or space.wall_s
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, max(1, trials // 3)))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+
+    def objective(trial) -> float:
+        settings = {**(base_settings or {}), **{p.name: p.suggest(trial) for p in parameters}}
+        row: dict[str, Any] = {"trial": trial.number, "state": "running", **settings}
+        rows.append(row)
+        tick = time.perf_counter()
+        try:
+            fitted = registry.build(model, settings)
+        except InputDataError as error:  # a combination the model refuses (e.g. dim and heads)
+            row.update(state="refused", seconds=0.0)
+            log(f"trial {trial.number}: {error}")
+            raise optuna.TrialPruned() from None
+
+        def report(epoch: int, recall: float) -> None:
+            row.update(epochs_run=epoch)
+            trial.report(recall, epoch)
+            if trial.should_prune():
+                row.update(state="pruned", valid_recall_20=recall)
+                raise optuna.TrialPruned()
+
+        try:
+            result = trainer.fit(fitted, train, n_items, valid, log=lambda _: None, report=report)
+        finally:
+            row["seconds"] = time.perf_counter() - tick
+        if result.history:
+            best = next(h for h in result.history if h["epoch"] == result.best_epoch)
+            recall, mrr = best[trainer.VALID_RECALL], best[trainer.VALID_MRR]
+        else:  # fitted in one pass: score it once
+            recall, mrr = trainer.validation_scores(fitted, valid)
+        row.update(
+            state="complete", valid_recall_20=recall, valid_mrr_20=mrr,
+            epochs_run=len(result.history), best_epoch=result.best_epoch,
+        )  # fmt: skip
+        log(f"trial {trial.number}: valid Recall@20 {recall:.4f} MRR@20 {mrr:.4f} with {settings}")
+        # Recall first, MRR breaking ties, as the trainer chooses epochs.
+        return recall + mrr * 1e-6
+
+    study.optimize(objective, n_trials=trials, timeout=wall_s)
+    complete = [r for r in rows if r["state"] == "complete"]
+    if not complete:
+        raise InputDataError(
+            f"no {model} trial completed in {len(rows)} tries; widen the search space or raise the budget"
+        )
+    names = [p.name for p in parameters]
+    frame = trials_frame(rows, names)
+    best = best_settings(frame, parameters)
+    return Tuning(
+        model=model,
+        trials=frame,
+        best_settings={**(base_settings or {}), **best},
+        best_value=float(
+            frame.filter(pl.col("state") == "complete")["valid_recall_20"].max()  # type: ignore[arg-type]
+        ),
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def best_settings(trials: pl.DataFrame, parameters: tuple[Parameter, ...]) -> dict[str, Any]:
+    """The best complete trial's settings, read back from its trials table (``tune``'s rule)."""
+    import json
+
+    complete = trials.filter(pl.col("state") == "complete")
+    if complete.height == 0:
+        raise InputDataError("the trials table has no complete trial; run the tuning again")
+    best = complete.sort(["valid_recall_20", "valid_mrr_20", "trial"], descending=[True, True, False]).row(
+        0, named=True
+    )
+    settings = {}
+    for parameter in parameters:
+        value = best[parameter.name]
+        listed = parameter.choices is not None and any(isinstance(c, list) for c in parameter.choices)
+        settings[parameter.name] = json.loads(value) if listed and isinstance(value, str) else value
+    return settings
+
+
+def trials_frame(rows: list[dict[str, Any]], names: list[str]) -> pl.DataFrame:
+    """The trials as a table; list-valued settings (GRU widths) as their JSON text."""
+    import json
+
+    def cell(value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, list | tuple) else value
+
+    columns: dict[str, list] = {c: [r.get(c) for r in rows] for c in TRIAL_COLUMNS}
+    for name in names:
+        values = [cell(r.get(name)) for r in rows]
+        kinds = {type(v) for v in values if v is not None}
+        columns[name] = values if len(kinds) <= 1 else [str(v) for v in values]
+    frame = pl.DataFrame(columns, strict=False)
+    return frame.with_columns(
+        pl.col("valid_recall_20", "valid_mrr_20", "seconds").cast(pl.Float64),
+        pl.col("epochs_run", "best_epoch").cast(pl.Int64),
+    ).with_columns(pl.col("valid_recall_20").fill_null(math.nan))

@@ -1,0 +1,100 @@
+"""SASRec's scoring: one forward pass per context window, every prediction reading its own token.
+
+Windows come from ``windows.context_windows``, so a replay, the ranking of split sessions and the
+scores after arbitrary histories all read the same windows for the same contexts. Forward passes
+run in batches of windows of similar length (bounded in tokens); scoring and ranking run in NumPy
+over chunks of predictions. This module imports TensorFlow: ``model`` imports it when needed.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from sbr_dagster.data import timeline
+from sbr_dagster.models.ranking import excluded_ahead, target_ranks
+from sbr_dagster.models.sasrec.config import SASRecConfig
+from sbr_dagster.models.sasrec.network import SASRecNetwork
+from sbr_dagster.models.sasrec.windows import context_windows, padded_width
+
+EVAL_TOKENS = 1 << 15  # tokens of one forward batch
+SCORE_ROWS = 4096  # predictions scored at a time: bounds the [rows, n_items] score matrix
+
+
+@functools.lru_cache(maxsize=4)  # a few networks at most stay alive through their compiled calls
+def _states_fn(network: SASRecNetwork):
+    def states_at(tokens, rows, columns):
+        return tf.gather_nd(network.states(tokens, training=False), tf.stack([rows, columns], axis=1))
+
+    spec = tf.TensorSpec([None], tf.int32)
+    return tf.function(states_at, input_signature=[tf.TensorSpec([None, None], tf.int32), spec, spec])
+
+
+def context_states(
+    network: SASRecNetwork, config: SASRecConfig, items: np.ndarray, begin: np.ndarray, end: np.ndarray
+) -> np.ndarray:
+    """``[predictions, dim]``: the state after each prediction's current session ``items[begin:end]``."""
+    queries = context_windows(begin, end, config.max_len, config.step)
+    windows = queries.windows
+    states = np.zeros((begin.size, network.dim), dtype=np.float32)
+    by_window = np.argsort(queries.window, kind="stable")
+    window_start = np.searchsorted(queries.window[by_window], np.arange(windows.n + 1))
+    order = np.argsort(-windows.length, kind="stable")
+    states_at = _states_fn(network)
+    lo = 0
+    while lo < order.size:
+        width = padded_width(int(windows.length[order[lo]]), config.max_len)
+        hi = min(order.size, lo + max(1, EVAL_TOKENS // width))
+        rows = order[lo:hi]
+        tokens = windows.tokens(items, network.n_items, rows, width)
+        counts = window_start[rows + 1] - window_start[rows]
+        local = np.repeat(np.arange(rows.size), counts)
+        picked = by_window[np.concatenate([np.arange(window_start[r], window_start[r + 1]) for r in rows])]
+        found = states_at(tokens, local.astype(np.int32), queries.position[picked].astype(np.int32))
+        states[picked] = found.numpy()
+        lo = hi
+    return states
+
+
+def item_vectors(network: SASRecNetwork) -> np.ndarray:
+    return np.asarray(network.item_vectors, dtype=np.float32)
+
+
+def scores(network: SASRecNetwork, states: np.ndarray) -> np.ndarray:
+    return states @ item_vectors(network).T
+
+
+def context_ranks(
+    network: SASRecNetwork,
+    config: SASRecConfig,
+    items: np.ndarray,
+    begin: np.ndarray,
+    end: np.ndarray,
+    targets: np.ndarray,
+    seen=None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ranks of ``targets`` among all items (and, with ``seen(lo, hi, n_items)``, among the unseen)."""
+    states = context_states(network, config, items, begin, end)
+    vectors = item_vectors(network).T
+    ranks = np.zeros(targets.size, dtype=np.int64)
+    unseen = None if seen is None else np.zeros(targets.size, dtype=np.int64)
+    for lo in range(0, targets.size, SCORE_ROWS):
+        hi = min(targets.size, lo + SCORE_ROWS)
+        chunk = states[lo:hi] @ vectors
+        ranks[lo:hi] = target_ranks(chunk, targets[lo:hi])
+        if unseen is not None:
+            unseen[lo:hi] = ranks[lo:hi] - excluded_ahead(chunk, targets[lo:hi], seen(lo, hi, chunk.shape[1]))
+    return ranks, unseen
+
+
+def replay_ranks(network: SASRecNetwork, config: SASRecConfig, stream: timeline.Replay):
+    """Each target ranked from the events its session fed before it (``timeline.fed_contexts``)."""
+    fed = timeline.fed_contexts(stream)
+    events = stream.target_events
+    ranks, unseen = context_ranks(
+        network, config, fed.items, fed.begin, fed.end, np.asarray(stream.items)[events].astype(np.int64),
+        lambda lo, hi, width: timeline.seen_mask(stream, events[lo:hi], width),
+    )  # fmt: skip
+    return ranks, unseen

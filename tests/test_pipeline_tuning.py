@@ -1,0 +1,63 @@
+"""The tune job end to end on generated data: a 2-trial search on validation, then one test."""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+from pipeline_runs import resources_for
+
+from sbr_dagster.defs.pipeline import build_definitions
+from sbr_dagster.experiments.search_space import parse_search_space
+from sbr_dagster.lake import layout
+
+SPACE = {
+    "budget": {"trials": 2, "wall_s": 600},
+    "models": {
+        "sr": {"steps": {"low": 2, "high": 12}},
+        "sasrec": {
+            "dim": {"choices": [16, 32]},
+            "learning_rate": {"low": 0.002, "high": 0.01, "log": True},
+            "blocks": {"fixed": 1},
+            "max_len": {"fixed": 50},
+            "epochs": {"fixed": 2},
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tuned(ml1m_like_dir, tmp_path_factory):
+    lake_root = tmp_path_factory.mktemp("lake")
+    defs = build_definitions(
+        ("gap_1h",), resources=resources_for(ml1m_like_dir, lake_root), experiments=[],
+        space=parse_search_space(SPACE, "space.yaml"), tune_models=("sr", "sasrec"),
+    )  # fmt: skip
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("preprocess").execute_in_process(instance=instance).success
+    result = defs.resolve_job_def("tune").execute_in_process(instance=instance)
+    return result, lake_root
+
+
+def test_the_tune_job_searches_each_model_on_validation_and_tests_the_best_once(tuned):
+    result, lake_root = tuned
+    assert result.success
+    for model in ("sr", "sasrec"):
+        trials = pl.read_parquet(layout.table_path(lake_root, layout.tuning_key("gap_1h", model)))
+        assert trials.height == 2 and (trials["state"] == "complete").any()
+        tuning = result.asset_materializations_for_node(f"gap_1h__tuning__{model}")[0].metadata
+        best = tuning["best_settings"].value
+        complete = trials.filter(pl.col("state") == "complete").sort(
+            ["valid_recall_20", "valid_mrr_20", "trial"], descending=[True, True, False]
+        )  # the trainer's rule: Recall@20, then MRR@20, then the earlier trial
+        for name, value in best.items():
+            assert complete[name][0] == (json.dumps(value) if isinstance(value, list) else value)
+        assert "search" in tuning and "trials" in tuning
+        metrics = pl.read_parquet(layout.table_path(lake_root, (*layout.tuned_prefix("gap_1h"), model)))
+        assert set(metrics["split"]) == {"test"} and set(metrics["model"]) == {f"{model}_tuned"}
+        tuned = result.asset_materializations_for_node(f"gap_1h__tuned__{model}")[0].metadata
+        assert tuned["settings"].value == {**tuned["settings"].value, **best}
+        targets = pl.read_parquet(layout.table_path(lake_root, layout.TARGETS))
+        every = metrics.filter(pl.col("slice") == "all")["n_predictions"]
+        assert (every == targets.filter(pl.col("split") == "test").height).all()
+    assert (lake_root / "gap_1h" / "tuned" / "sasrec" / "model.keras").is_file()

@@ -1,0 +1,104 @@
+"""Tuning on validation: the search space is checked on load, trials are seeded, test is never read."""
+
+from __future__ import annotations
+
+import pytest
+from test_model_interface import N_ITEMS, walk
+
+from sbr_dagster.data import timeline
+from sbr_dagster.errors import InputDataError
+from sbr_dagster.experiments import search_space, tuning
+from sbr_dagster.models import registry
+from sbr_dagster.training import trainer
+
+
+def test_the_packaged_search_space_loads_and_every_model_in_it_is_known():
+    space = search_space.load_search_space()
+    assert set(space.models) <= set(registry.MODELS)
+    assert {"gru4rec", "sasrec", "sknn", "vsknn", "stan"} <= set(space.models)
+    assert space.trials >= 1 and space.wall_s > 0
+
+
+@pytest.mark.parametrize(
+    "models,message",
+    [
+        ({"gru5rec": {"epochs": {"fixed": 2}}}, "models.gru5rec: unknown model"),
+        ({"sr": {"stepz": {"low": 1, "high": 3}}}, "models.sr.stepz: sr has no such setting"),
+        ({"sr": {"steps": {"low": 0, "high": 3}}}, "models.sr.steps: 0 is refused"),
+        ({"sr": {"steps": {"low": 5, "high": 3}}}, "models.sr.steps needs numbers low <= high"),
+        ({"sr": {"steps": {"choices": []}}}, "models.sr.steps.choices must be a non-empty list"),
+        ({"sr": {"steps": {"lo": 1}}}, "models.sr.steps: unknown keys ['lo']"),
+        ({"recent_pop": {"days": {"low": 0.0, "high": 3.0, "log": True}}}, "a log range must start above 0"),
+    ],
+)
+def test_a_bad_search_space_is_one_line_naming_the_key(models, message):
+    with pytest.raises(InputDataError) as error:
+        search_space.parse_search_space({"models": models}, "space.yaml")
+    assert message in str(error.value) and str(error.value).startswith("space.yaml")
+    assert "\n" not in str(error.value)
+
+
+def replay_of(seed: int) -> timeline.Replay:
+    return timeline.Replay.of_sessions(walk(12, seed))
+
+
+SPACE = {
+    "budget": {"trials": 4, "wall_s": 600},
+    "models": {
+        "sr": {"steps": {"low": 1, "high": 6}},
+        "gru4rec": {
+            "layers": {"choices": [[4], [8]]},
+            "learning_rate": {"low": 0.005, "high": 0.05, "log": True},
+            "epochs": {"fixed": 3},
+            "batch_size": {"fixed": 4},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("model", ["sr", "gru4rec"])
+def test_trials_are_scored_on_validation_and_the_best_one_is_kept(model):
+    space = search_space.parse_search_space(SPACE, "space.yaml")
+    train, valid = walk(40, 0), replay_of(1)
+    result = tuning.tune(model, space, train, N_ITEMS, valid, seed=3, log=lambda _: None)
+    trials = result.trials
+    assert trials.height == 4 and set(trials["state"]) <= {"complete", "pruned"}
+    complete = trials.filter(trials["state"] == "complete")
+    best = complete.sort(["valid_recall_20", "valid_mrr_20"], descending=True).row(0, named=True)
+    assert result.best_value == best["valid_recall_20"]
+    # The best settings, refitted, score what their trial scored on validation.
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in result.best_settings.items()}
+    refit = registry.build(model, settings)
+    fit = trainer.fit(refit, train, N_ITEMS, valid, log=lambda _: None)
+    recall = (
+        max(h[trainer.VALID_RECALL] for h in fit.history)
+        if fit.history
+        else trainer.validation_scores(refit, valid)[0]
+    )
+    assert recall == pytest.approx(result.best_value)
+    for parameter in space.of(model):
+        if parameter.low is not None:
+            assert complete[parameter.name].is_between(parameter.low, parameter.high).all()
+    again = tuning.tune(model, space, train, N_ITEMS, valid, seed=3, log=lambda _: None)
+    assert again.trials.drop("seconds").equals(trials.drop("seconds"))
+    assert again.best_settings == result.best_settings
+
+
+def test_the_trainer_reports_every_epoch_and_a_raised_report_stops_the_fit():
+    heard = []
+    model = registry.build("gru4rec", {"layers": [4], "batch_size": 4, "epochs": 3})
+    trainer.fit(
+        model, walk(30, 0), N_ITEMS, replay_of(1), log=lambda _: None, report=lambda *a: heard.append(a)
+    )
+    assert [epoch for epoch, _ in heard] == [1, 2, 3]
+    assert all(0.0 <= recall <= 1.0 for _, recall in heard)
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, recall):
+        raise Stop
+
+    with pytest.raises(Stop):
+        trainer.fit(registry.build("gru4rec", {"layers": [4], "batch_size": 4, "epochs": 3}), walk(30, 0),
+                    N_ITEMS, replay_of(1), log=lambda _: None, report=stop)  # fmt: skip
