@@ -39,11 +39,14 @@ def comparison_frame(metrics: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     ).sort("variant", "model", "split", "slice", "ranking", "k")
 
 
-def questions(variants: list[str], models: list[str], primary: str) -> list[Question]:
+def questions(
+    variants: list[str], models: list[str], primary: str, trained: tuple[str, ...] = ()
+) -> list[Question]:
     """What the comparison answers with the variants and models it has.
 
     Each definition against ``user`` (the primary model of both); a rating policy ``<d>_rK`` against
-    ``<d>``; and in each variant, the primary model against every other model.
+    ``<d>``; and in each variant, the primary model against every other model, and every other
+    ``trained`` model against every baseline (a pair a variant lacks is skipped when paired).
     """
     asked = []
     for variant in variants:
@@ -56,6 +59,12 @@ def questions(variants: list[str], models: list[str], primary: str) -> list[Ques
             asked.append(Question("session definition", (variant, primary), (BASE_VARIANT, primary)))
     for variant in variants:
         asked += [Question("model", (variant, primary), (variant, m)) for m in models if m != primary]
+        for model in (t for t in trained if t != primary and t in models):
+            asked += [
+                Question("model", (variant, model), (variant, m))
+                for m in models
+                if m not in (primary, model, *trained)
+            ]
     return asked
 
 

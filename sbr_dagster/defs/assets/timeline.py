@@ -140,7 +140,9 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         models = list(dict.fromkeys(table["model"].to_list()))
         found = (
             comparison.paired_findings(
-                ranks, targets, comparison.questions(list(definitions), models, registry.PRIMARY)
+                ranks,
+                targets,
+                comparison.questions(list(definitions), models, registry.PRIMARY, registry.TRAINED),
             )
             if on_timeline
             else pl.DataFrame()

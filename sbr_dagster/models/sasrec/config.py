@@ -11,8 +11,11 @@ from sbr_dagster.models.base import ModelConfig
 class SASRecConfig(ModelConfig):
     """Everything that defines a SASRec training run.
 
-    Defaults follow Klenitskiy & Vasilev's ML-1M setting (2 blocks, 64 dimensions, the last 200
-    events, cross-entropy over every item), with the epoch count left to validation.
+    The shape follows Klenitskiy & Vasilev's ML-1M setting (2 blocks, 64 dimensions, the last 200
+    events, cross-entropy over every item). Batch and learning rate were chosen on the timeline
+    validation targets of ``user``: 128 windows per update (58 updates an epoch on ML-1M) reached
+    valid Recall@20 0.102 after 3 epochs; 32 at 2e-3, 0.278 after 4; 16 at 2e-3, 0.307 after 8,
+    still rising. The epoch count is left to validation (early stopping within ``epochs``).
     """
 
     blocks: int = 2  # causal self-attention blocks
@@ -25,9 +28,9 @@ class SASRecConfig(ModelConfig):
     context_step: int = 0
     dropout: float = 0.2  # on the embeddings, the attention weights and each residual branch
     tied: bool = True  # score items with the input item table; False: a separate output table
-    learning_rate: float = 0.001
-    batch_size: int = 128  # windows per update
-    epochs: int = 30  # the most epochs; validation stops it earlier (``patience``)
+    learning_rate: float = 0.002
+    batch_size: int = 16  # windows per update
+    epochs: int = 20  # the most epochs; validation stops it earlier (``patience``)
     patience: int = 3
     seed: int = 0
 
