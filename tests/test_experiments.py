@@ -15,12 +15,18 @@ def test_packaged_sweep_covers_the_study():
     assert set(DEFAULT_DEFINITIONS) <= definitions
     default = GRU4RecConfig()
     plain = [e for e in experiments if e.definition == "user" and e.compare_to is not None]
-    assert {len(e.config.layers) for e in experiments} >= {1, 2}
-    assert len({e.config.layers[0] for e in experiments if len(e.config.layers) == 1}) >= 3
-    assert len({(e.config.dropout_embedding, e.config.dropout_hidden) for e in experiments}) >= 2
-    assert {e.config.loss for e in experiments} == {"cross_entropy", "bpr_max"}
+    grus = [e for e in experiments if e.model == "gru4rec"]
+    assert {len(e.config.layers) for e in grus} >= {1, 2}
+    assert len({e.config.layers[0] for e in grus if len(e.config.layers) == 1}) >= 3
+    assert len({(e.config.dropout_embedding, e.config.dropout_hidden) for e in grus}) >= 2
+    assert {e.config.loss for e in grus} == {"cross_entropy", "bpr_max"}
     assert any(e.definition.endswith("_r3") for e in experiments)
-    rating_aware = [e for e in experiments if e.config.rating_dim > 0]
+    # SASRec against GRU4Rec on the same definition, and its blocks, width, context and dropout.
+    attention = [e for e in experiments if e.model == "sasrec"]
+    assert any(by_name[e.compare_to].model == "gru4rec" for e in attention if e.compare_to)
+    for setting in ("blocks", "dim", "max_len", "dropout"):
+        assert len({getattr(e.config, setting) for e in attention}) >= 2, setting
+    rating_aware = [e for e in grus if e.config.rating_dim > 0]
     assert rating_aware and all(by_name[e.compare_to].definition == e.definition for e in rating_aware)
     assert all(e.compare_to in by_name for e in plain)
     assert default.rating_dim == 0
