@@ -16,6 +16,7 @@ import polars as pl
 import pydantic
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.timeline import Replay
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.source import MOVIES_KEY, RATINGS_KEY
 from sbr_dagster.defs.assets.timeline import REPLAY_INS
@@ -76,6 +77,17 @@ def scoring_ins(definition: str, parts: tuple[str, ...]) -> dict[str, dg.AssetIn
     return {**split_ins(definition, parts), "ratings": dg.AssetIn(RATINGS_KEY), **REPLAY_INS}
 
 
+def variant_streams(
+    preprocessing: PreprocessingSettings, definition: str, tables: dict[str, pl.DataFrame], **protocol
+) -> dict[str, Replay]:
+    """The streams of the splits in ``tables`` (valid and/or test) for ``definition`` under the run's
+    split method and rating floor; ``protocol``: ``item_index``, ``ratings``, ``cuts``, ``targets``."""
+    return streams.split_streams(
+        preprocessing.split_method, definition, tables=tables, min_rating=preprocessing.min_rating,
+        parts=tuple(tables), **protocol,
+    )  # fmt: skip
+
+
 def training_asset(
     definition: str, model: str, defaults: ModelConfig, *, prefix: layout.Key, group: str, description: str
 ) -> dg.AssetsDefinition:
@@ -107,10 +119,9 @@ def training_asset(
     ) -> dg.MaterializeResult:
         fitted = registry.build(model, config.model_dump())
         context.log.info(f"training {key.to_user_string()} with {fitted.config.to_dict()}")
-        validation = streams.split_streams(
-            preprocessing.split_method, definition, tables={"valid": valid}, item_index=item_index,
-            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
-            parts=("valid",),
+        validation = variant_streams(
+            preprocessing, definition, {"valid": valid}, item_index=item_index, ratings=ratings,
+            cuts=cuts, targets=targets,
         )  # fmt: skip
         result = trainer.fit(
             fitted, Sessions.of(train, item_index), item_index.height, validation["valid"],
@@ -206,9 +217,9 @@ def modeling_assets(
             models[name] = registry.build(name)
             models[name].fit(train_sessions, item_index.height)
         method = preprocessing.split_method
-        splits = streams.split_streams(
-            method, definition, tables={"valid": valid, "test": test}, item_index=item_index,
-            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
+        splits = variant_streams(
+            preprocessing, definition, {"valid": valid, "test": test}, item_index=item_index,
+            ratings=ratings, cuts=cuts, targets=targets,
         )  # fmt: skip
         skip = () if config.baselines_on_valid else [("valid", name) for name in baseline_names]
         result = evaluate(

@@ -16,10 +16,9 @@ import polars as pl
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
-from sbr_dagster.defs.assets.modeling import scoring_ins
+from sbr_dagster.defs.assets.modeling import scoring_ins, variant_streams
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
-from sbr_dagster.evaluation import streams
 from sbr_dagster.evaluation.evaluate import evaluate
 from sbr_dagster.evaluation.metrics import SELECTION_K
 from sbr_dagster.experiments import tuning
@@ -70,10 +69,9 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
         cuts: pl.DataFrame,
         targets: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
-        validation = streams.split_streams(
-            preprocessing.split_method, definition, tables={"valid": valid}, item_index=item_index,
-            ratings=ratings, cuts=cuts, targets=targets, min_rating=preprocessing.min_rating,
-            parts=("valid",),
+        validation = variant_streams(
+            preprocessing, definition, {"valid": valid}, item_index=item_index, ratings=ratings,
+            cuts=cuts, targets=targets,
         )["valid"]  # fmt: skip
         result = tuning.tune(
             model, space, Sessions.of(train, item_index), item_index.height, validation,
@@ -124,10 +122,9 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
     ) -> dg.Output[pl.DataFrame]:
         settings = tuning.best_settings(trials, space.of(model))
         fitted = registry.build(model, settings)
-        split = streams.split_streams(
-            preprocessing.split_method, definition, tables={"valid": valid, "test": test},
-            item_index=item_index, ratings=ratings, cuts=cuts, targets=targets,
-            min_rating=preprocessing.min_rating,
+        split = variant_streams(
+            preprocessing, definition, {"valid": valid, "test": test}, item_index=item_index,
+            ratings=ratings, cuts=cuts, targets=targets,
         )  # fmt: skip
         fit = trainer.fit(
             fitted, Sessions.of(train, item_index), item_index.height, split["valid"], log=context.log.info

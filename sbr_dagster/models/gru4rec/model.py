@@ -6,32 +6,22 @@ fitted, loaded or asked for scores.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
-from sbr_dagster.models.base import AfterEpoch, Log, SessionModel
+from sbr_dagster.models.base import AfterEpoch, Log
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
-from sbr_dagster.models.keras_io import load_network, save_network
-
-NETWORK_FILE = "model.keras"
+from sbr_dagster.models.keras_io import KerasModel
 
 
-class GRU4Rec(SessionModel):
+class GRU4Rec(KerasModel):
     """Session-parallel GRU over one-hot (or embedded) items, scoring every item (Hidasi et al. 2016)."""
 
     name = "gru4rec"
     config_class = GRU4RecConfig
-    has_weights = True
-    weight_files = (NETWORK_FILE,)
+    network_name = "GRU4Rec"
     config: GRU4RecConfig
-
-    def __init__(self, config: GRU4RecConfig | None = None, network: Any = None) -> None:
-        super().__init__(config)
-        self.network = network  # the Keras GRU4RecNetwork, once fitted or loaded
 
     def fit(
         self, train: Sessions, n_items: int, *, after_epoch: AfterEpoch | None = None, log: Log = print
@@ -60,28 +50,8 @@ class GRU4Rec(SessionModel):
 
         return score_histories(self._fitted(), histories, use_ratings=self._uses_ratings)
 
-    def _fitted(self):
-        if self.network is None:
-            raise RuntimeError("GRU4Rec is not fitted: call fit() or load() first")
-        return self.network
-
-    @property
-    def device(self) -> str:
-        from sbr_dagster.models.device import device_name
-
-        return device_name()
-
-    def snapshot(self) -> list[np.ndarray]:
-        return [w.copy() for w in self._fitted().get_weights()]
-
-    def restore(self, snapshot: list[np.ndarray]) -> None:
-        self._fitted().set_weights(snapshot)
-
-    def save(self, directory: Path) -> None:
-        save_network(self._fitted(), Path(directory) / NETWORK_FILE)
-
     @classmethod
-    def load(cls, directory: Path, config: GRU4RecConfig) -> GRU4Rec:
+    def network_class(cls) -> type:
         from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
 
-        return cls(config, load_network(Path(directory) / NETWORK_FILE, "GRU4Rec", GRU4RecNetwork))
+        return GRU4RecNetwork

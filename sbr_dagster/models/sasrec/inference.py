@@ -51,7 +51,9 @@ def context_states(
         tokens = windows.tokens(items, network.n_items, rows, width)
         counts = window_start[rows + 1] - window_start[rows]
         local = np.repeat(np.arange(rows.size), counts)
-        picked = by_window[np.concatenate([np.arange(window_start[r], window_start[r + 1]) for r in rows])]
+        # Each window's predictions, window after window: the ranges window_start[r]..[r + 1].
+        shift = window_start[rows] - (np.cumsum(counts) - counts)
+        picked = by_window[np.arange(int(counts.sum())) + shift[local]]
         found = states_at(tokens, local.astype(np.int32), queries.position[picked].astype(np.int32))
         states[picked] = found.numpy()
         lo = hi

@@ -6,32 +6,22 @@ fitted, loaded or asked for scores.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.data.timeline import Replay
-from sbr_dagster.models.base import AfterEpoch, Log, SessionModel
-from sbr_dagster.models.keras_io import load_network, save_network
+from sbr_dagster.models.base import AfterEpoch, Log
+from sbr_dagster.models.keras_io import KerasModel
 from sbr_dagster.models.sasrec.config import SASRecConfig
 
-NETWORK_FILE = "model.keras"
 
-
-class SASRec(SessionModel):
+class SASRec(KerasModel):
     """Causal self-attention over the current session's last ``max_len`` events, scoring every item."""
 
     name = "sasrec"
     config_class = SASRecConfig
-    has_weights = True
-    weight_files = (NETWORK_FILE,)
+    network_name = "SASRec"
     config: SASRecConfig
-
-    def __init__(self, config: SASRecConfig | None = None, network: Any = None) -> None:
-        super().__init__(config)
-        self.network = network
 
     def fit(
         self, train: Sessions, n_items: int, *, after_epoch: AfterEpoch | None = None, log: Log = print
@@ -62,28 +52,8 @@ class SASRec(SessionModel):
         states = context_states(self._fitted(), self.config, items, offsets[:-1], offsets[1:])
         return scores(self._fitted(), states)
 
-    def _fitted(self):
-        if self.network is None:
-            raise RuntimeError("SASRec is not fitted: call fit() or load() first")
-        return self.network
-
-    @property
-    def device(self) -> str:
-        from sbr_dagster.models.device import device_name
-
-        return device_name()
-
-    def snapshot(self) -> list[np.ndarray]:
-        return [w.copy() for w in self._fitted().get_weights()]
-
-    def restore(self, snapshot: list[np.ndarray]) -> None:
-        self._fitted().set_weights(snapshot)
-
-    def save(self, directory: Path) -> None:
-        save_network(self._fitted(), Path(directory) / NETWORK_FILE)
-
     @classmethod
-    def load(cls, directory: Path, config: SASRecConfig) -> SASRec:
+    def network_class(cls) -> type:
         from sbr_dagster.models.sasrec.network import SASRecNetwork
 
-        return cls(config, load_network(Path(directory) / NETWORK_FILE, "SASRec", SASRecNetwork))
+        return SASRecNetwork
