@@ -38,6 +38,7 @@ from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
 from sbr_dagster.models.baselines import Baseline
+from sbr_dagster.models.products import dense_product
 from sbr_dagster.models.ranking import excluded_ahead, popularity_order, target_ranks
 
 DAY_S = 86_400
@@ -490,7 +491,7 @@ class SessionKNN(SessionModel):
             added = sp.csr_matrix(
                 (values[keep], (rows[keep], contexts.items[events[keep]])), shape=(n_rows, n_items)
             )
-            overlap = (added @ self.index.by_item).toarray()
+            overlap = dense_product(added, self.index.by_item)
             np.cumsum(overlap, axis=0, out=overlap)
             run_first = np.maximum.accumulate(np.where(follows, 0, np.arange(n_rows)))
             base = run_first - 1
@@ -559,7 +560,7 @@ class SessionKNN(SessionModel):
         """Scores ``[hi - lo, n_items]``: each neighbour adds its similarity to the items it holds."""
         rows, columns, similarity = self._neighbours(contexts, lo, hi, dense)
         weights = _by_row(rows, columns, similarity, hi - lo, self.index.n_sessions)
-        return (weights @ self.index.by_session).toarray()
+        return dense_product(weights, self.index.by_session)
 
 
 def _by_row(
@@ -681,15 +682,15 @@ class STAN(SessionKNN):
         w1 = decay[end[rows] - 1 - events]
         norm = np.sqrt(np.bincount(rows, weights=w1 * w1, minlength=n_rows))
         weighted = _by_row(rows, contexts.items[events], w1, n_rows, self.n_items)
-        numerators = weighted @ self.index.by_item
         columns = candidates.columns
         if candidates.rows is None:
-            shared = numerators.toarray()
+            shared = dense_product(weighted, self.index.by_item)
             if not candidates.every_session:
                 shared = np.take_along_axis(shared, np.maximum(columns, 0), axis=1)
             if self.sample_size < self.index.n_sessions:
                 shared[candidates.overlap == 0] = 0  # sessions beyond the sample
         else:  # flat candidates, sorted by (row, column) like the product's entries
+            numerators = weighted @ self.index.by_item
             numerators.sort_indices()
             entry_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(numerators.indptr))
             keys = entry_rows * self.index.n_sessions + numerators.indices
@@ -728,7 +729,7 @@ class STAN(SessionKNN):
             shape=(unique.size, self.n_items),
         )
         weights = _by_row(rows, which.astype(np.int64), similarity, hi - lo, unique.size)
-        return (weights @ item_weights).toarray()
+        return dense_product(weights, item_weights)
 
     def _matches(
         self, contexts: _Contexts, lo: int, hi: int, rows: np.ndarray, columns: np.ndarray
