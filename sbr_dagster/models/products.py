@@ -11,12 +11,12 @@ it releases the GIL, so chunks can run in threads.
 
 from __future__ import annotations
 
-import numba
+from functools import cache
+
 import numpy as np
 import scipy.sparse as sp
 
 
-@numba.njit(nogil=True, cache=True)
 def _product(left_indptr, left_indices, left_data, right_indptr, right_indices, right_data, out):
     for row in range(out.shape[0]):
         target = out[row]
@@ -26,12 +26,21 @@ def _product(left_indptr, left_indices, left_data, right_indptr, right_indices, 
                 target[right_indices[other]] += value * right_data[other]
 
 
+@cache
+def _compiled():
+    """The kernel compiled on first use: importing Numba costs every process that loads the
+    project's definitions, most of which never score a neighbour model."""
+    import numba
+
+    return numba.njit(nogil=True, cache=True)(_product)
+
+
 def dense_product(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
     """``(left @ right).toarray()`` in float64, in one pass."""
     if left.shape[1] != right.shape[0]:
         raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
     out = np.zeros((left.shape[0], right.shape[1]), dtype=np.float64)
-    _product(
+    _compiled()(
         left.indptr,
         left.indices,
         np.asarray(left.data, dtype=np.float64),
