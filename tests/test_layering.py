@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sbr_dagster"
 LAYERS = [
-    ("settings", "errors"),
+    ("settings", "errors", "kernels"),
     ("lake",),
     ("data",),
     ("models",),

@@ -5,18 +5,19 @@ item's score, every train session's overlap). SciPy's ``A @ B`` runs two passes 
 sparse result, one to fill it) and then ``.toarray()`` a third; this one pass writes the dense rows
 directly. The sums are those of SciPy's kernel term for term (each row's terms in the order of its
 entries in ``left``, each ``value * right_value`` rounded, then added, no fused multiply-add), so
-results are bit for bit the same and do not depend on how rows are chunked. Compiled with Numba,
-it releases the GIL, so chunks can run in threads.
+results are bit for bit the same and do not depend on how rows are chunked. A Numba kernel, it
+releases the GIL, so chunks can run in threads.
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import scipy.sparse as sp
 
+from sbr_dagster.kernels import kernel
 
+
+@kernel
 def _product(left_indptr, left_indices, left_data, right_indptr, right_indices, right_data, out):
     for row in range(out.shape[0]):
         target = out[row]
@@ -26,21 +27,12 @@ def _product(left_indptr, left_indices, left_data, right_indptr, right_indices, 
                 target[right_indices[other]] += value * right_data[other]
 
 
-@cache
-def _compiled():
-    """The kernel compiled on first use: importing Numba costs every process that loads the
-    project's definitions, most of which never score a neighbour model."""
-    import numba
-
-    return numba.njit(nogil=True, cache=True)(_product)
-
-
 def dense_product(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
     """``(left @ right).toarray()`` in float64, in one pass."""
     if left.shape[1] != right.shape[0]:
         raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
     out = np.zeros((left.shape[0], right.shape[1]), dtype=np.float64)
-    _compiled()(
+    _product(
         left.indptr,
         left.indices,
         np.asarray(left.data, dtype=np.float64),
