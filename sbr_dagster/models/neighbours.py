@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
+from sbr_dagster.kernels import kernel
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
 from sbr_dagster.models.baselines import Baseline
 from sbr_dagster.models.products import dense_product
@@ -754,9 +755,7 @@ class STAN(SessionKNN):
             return _blockwise(
                 self._looked_up_matches, contexts, begin, end, rows, columns, begin[rows], end[rows]
             )
-        return _blockwise(
-            self._scanned_matches, contexts, begin, end, rows, columns, indptr[columns], indptr[columns + 1]
-        )
+        return self._scanned_matches(contexts, begin, end, rows, columns)
 
     def _carried_matches(
         self,
@@ -814,25 +813,38 @@ class STAN(SessionKNN):
         return np.maximum.reduceat(found, np.cumsum(stops - starts) - (stops - starts))
 
     def _scanned_matches(
-        self,
-        contexts: _Contexts,
-        begin: np.ndarray,
-        end: np.ndarray,
-        rows: np.ndarray,
-        columns: np.ndarray,
-        starts: np.ndarray,
-        stops: np.ndarray,
+        self, contexts: _Contexts, begin: np.ndarray, end: np.ndarray, rows: np.ndarray, columns: np.ndarray
     ) -> np.ndarray:
-        """q* by scanning each neighbour's items (``starts``/``stops``: its index entries) for those
-        of the current session."""
-        held_rows, inverse = np.unique(rows, return_inverse=True)
-        member = np.zeros((held_rows.size, self.n_items), dtype=bool)
-        context_rows, events = _expand(begin[held_rows], end[held_rows])
-        member[context_rows, contexts.items[events]] = True
-        pair, entries = _expand(starts, stops)
-        held = member[inverse[pair], self.index.by_session.indices[entries]]
-        found = np.where(held, self.index.positions[entries], 0)
-        return np.maximum.reduceat(found, np.cumsum(stops - starts) - (stops - starts))
+        """q* by scanning each neighbour's items for those of the current session (a kernel: one
+        membership row per prediction, set and cleared around its pairs)."""
+        found = np.zeros(rows.size, dtype=np.int64)
+        index = self.index.by_session
+        _scan_matches(
+            begin, end, contexts.items, rows, columns, index.indptr, index.indices,
+            self.index.positions, self.n_items, found,
+        )  # fmt: skip
+        return found
+
+
+@kernel
+def _scan_matches(begin, end, items, rows, columns, indptr, indices, positions, n_items, found):
+    """``found[p]``: the last position of neighbour ``columns[p]`` holding an item of prediction
+    ``rows[p]``'s current session ``items[begin:end]`` (0: none); pairs grouped by prediction."""
+    member = np.zeros(n_items, dtype=np.bool_)
+    pair = 0
+    while pair < rows.size:
+        row = rows[pair]
+        for event in range(begin[row], end[row]):
+            member[items[event]] = True
+        while pair < rows.size and rows[pair] == row:
+            column, best = columns[pair], 0
+            for entry in range(indptr[column], indptr[column + 1]):
+                if member[indices[entry]] and positions[entry] > best:
+                    best = positions[entry]
+            found[pair] = best
+            pair += 1
+        for event in range(begin[row], end[row]):
+            member[items[event]] = False
 
 
 def _blockwise(
