@@ -829,7 +829,9 @@ class STAN(SessionKNN):
 @kernel
 def _scan_matches(begin, end, items, rows, columns, indptr, indices, positions, n_items, found):
     """``found[p]``: the last position of neighbour ``columns[p]`` holding an item of prediction
-    ``rows[p]``'s current session ``items[begin:end]`` (0: none); pairs grouped by prediction."""
+    ``rows[p]``'s current session ``items[begin:end]`` (0: none). Pairs may come in any order;
+    a prediction's items are marked once per run of its consecutive pairs (one run each when
+    grouped by prediction, as ``_neighbours`` returns them)."""
     member = np.zeros(n_items, dtype=np.bool_)
     pair = 0
     while pair < rows.size:
