@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sbr_dagster.models.products import dense_product
+from sbr_dagster.models.products import carried_product, dense_product
 
 
 def _random_csr(rng: np.random.Generator, shape: tuple[int, int], density: float) -> sp.csr_matrix:
@@ -28,3 +28,20 @@ def test_keeps_the_left_entry_order_and_rejects_bad_shapes() -> None:
     assert dense_product(left, right)[0, 0] == (1e16 + 1.0) - 1e16
     with pytest.raises(ValueError, match="do not multiply"):
         dense_product(left, sp.csr_matrix(np.ones((2, 1))))
+
+
+def test_carried_rows_equal_the_direct_product_for_integer_values() -> None:
+    rng = np.random.default_rng(1)
+    left = sp.random(60, 200, density=0.1, format="csr", random_state=rng)
+    left.data = rng.integers(1, 10**9, left.nnz).astype(np.float64)  # V-SKNN's integer overlaps
+    # Consecutive rows sharing most entries, as one session's predictions do.
+    left = sp.vstack([left[i // 3] + sp.random(1, 200, density=0.02, random_state=rng) for i in range(60)])
+    left.data = np.round(left.data * 7)
+    right = sp.random(200, 50, density=0.3, format="csr", random_state=rng)
+    right.data[:] = 1.0
+    direct = dense_product(left.tocsr(), right.tocsr())
+    carry = rng.random(60) < 0.8
+    assert np.array_equal(carried_product(left.tocsr(), right.tocsr(), carry), direct)
+    assert np.array_equal(carried_product(left.tocsr(), right.tocsr(), np.zeros(60, bool)), direct)
+    with pytest.raises(ValueError, match="do not multiply"):
+        carried_product(left.tocsr(), sp.csr_matrix(np.ones((2, 1))), carry)

@@ -18,7 +18,7 @@ import numpy as np
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
-from sbr_dagster.models.ranking import excluded_ahead, popularity_order, target_ranks
+from sbr_dagster.models.ranking import both_ranks, popularity_order, target_ranks
 
 # Sessions per block of the item x session incidence for item-kNN (~60 MiB at 3.7k items); larger
 # blocks keep the BLAS product efficient.
@@ -89,10 +89,11 @@ class Baseline(SessionModel):
         for start in range(0, targets.size, RANK_CHUNK):
             part = slice(start, start + RANK_CHUNK)
             scores = self.scores(last_items[part])
-            ranks[part] = target_ranks(scores, targets[part], self.tie_order)
-            if unseen is not None:
-                ahead = excluded_ahead(scores, targets[part], seen(part, scores.shape[1]), self.tie_order)
-                unseen[part] = ranks[part] - ahead
+            if unseen is not None and seen is not None:
+                mask = seen(part, scores.shape[1])
+                ranks[part], unseen[part] = both_ranks(scores, targets[part], mask, self.tie_order)
+            else:
+                ranks[part] = target_ranks(scores, targets[part], self.tie_order)
         return ranks, unseen
 
 

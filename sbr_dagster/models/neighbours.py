@@ -39,8 +39,8 @@ from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.kernels import kernel
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
 from sbr_dagster.models.baselines import Baseline
-from sbr_dagster.models.products import dense_product
-from sbr_dagster.models.ranking import excluded_ahead, popularity_order, target_ranks
+from sbr_dagster.models.products import carried_product, dense_product
+from sbr_dagster.models.ranking import both_ranks, popularity_order, target_ranks
 
 DAY_S = 86_400
 # A chunk of predictions goes dense when the sparse product would touch more than this many
@@ -54,6 +54,9 @@ _DENSE_CELLS = 1 << 21  # [predictions, sessions] cells of a dense chunk
 _SPARSE_ROWS = 1024  # predictions of a sparse chunk ([rows, items] scores)
 _SPARSE_PAIRS = 1 << 22  # (prediction, candidate session) pairs of a sparse chunk
 _EXPANDED = 1 << 21  # STAN: (neighbour, item) entries expanded at a time to find q*
+# V-SKNN: a row's overlaps summing below this keep every partial sum of its item scores (and of
+# the difference from the previous row) an exact integer in float64.
+_EXACT_SUMS = float(2**52)
 _NEGLIGIBLE = 1e-12  # STAN: a position weight below this counts as 0 (see STAN)
 _THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
@@ -422,10 +425,11 @@ class SessionKNN(SessionModel):
         def work(chunk: tuple[int, int, bool]) -> None:
             lo, hi, dense = chunk
             scores = self._chunk_scores(contexts, lo, hi, dense)
-            ranks[lo:hi] = target_ranks(scores, targets[lo:hi], self.tie_order)
             if unseen is not None and seen is not None:
-                ahead = excluded_ahead(scores, targets[lo:hi], seen(lo, hi, scores.shape[1]), self.tie_order)
-                unseen[lo:hi] = ranks[lo:hi] - ahead
+                mask = seen(lo, hi, scores.shape[1])
+                ranks[lo:hi], unseen[lo:hi] = both_ranks(scores, targets[lo:hi], mask, self.tie_order)
+            else:
+                ranks[lo:hi] = target_ranks(scores, targets[lo:hi], self.tie_order)
 
         chunks = list(self._chunks(contexts))
         if _THREADS == 1 or len(chunks) == 1:
@@ -626,11 +630,22 @@ class VSKNN(SessionKNN):
     def _similarities(
         self, contexts: _Contexts, lo: int, hi: int, candidates: _Candidates, dense: bool
     ) -> np.ndarray:
-        lengths = candidates.per_row(contexts.lengths[lo:hi].astype(np.float64))
-        return candidates.overlap / lengths**self.power
+        # The overlap itself: the similarity divides it by the row's l ** power, which changes
+        # neither the neighbours nor their order, and is applied once to the item scores.
+        return candidates.overlap
 
     def _chunk_scores(self, contexts: _Contexts, lo: int, hi: int, dense: bool) -> np.ndarray:
-        scores = super()._chunk_scores(contexts, lo, hi, dense)
+        """Item scores as exact integer sums of the neighbours' overlaps, carried from a
+        prediction to the next of its session (most neighbours stay), then / l ** power and times the IDF."""
+        rows, columns, overlap = self._neighbours(contexts, lo, hi, dense)
+        n_rows = hi - lo
+        weights = _by_row(rows, columns, overlap, n_rows, self.index.n_sessions)
+        exact = np.bincount(rows, weights=overlap, minlength=n_rows) < _EXACT_SUMS
+        follows, _ = _runs(contexts.begin[lo:hi], contexts.end[lo:hi])
+        carry = follows & exact & np.concatenate([[False], exact[:-1]])
+        scores = carried_product(weights, self.index.by_session, carry)
+        lengths = contexts.lengths[lo:hi].astype(np.float64) ** self.power
+        scores /= np.where(lengths > 0, lengths, 1.0)[:, None]
         if self.config.idf_weighting:
             scores *= self.item_factor
         return scores

@@ -42,3 +42,54 @@ def dense_product(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
         out,
     )
     return out
+
+
+@kernel
+def _carried(indptr, indices, data, carry, right_indptr, right_indices, right_data, out):
+    for row in range(out.shape[0]):
+        target = out[row]
+        if not (carry[row] and row > 0):
+            for entry in range(indptr[row], indptr[row + 1]):
+                inner, value = indices[entry], data[entry]
+                for other in range(right_indptr[inner], right_indptr[inner + 1]):
+                    target[right_indices[other]] += value * right_data[other]
+            continue
+        target[:] = out[row - 1]
+        # Merge the two rows' sorted entries: add what changed (new less old).
+        a, a_end, b, b_end = indptr[row - 1], indptr[row], indptr[row], indptr[row + 1]
+        while a < a_end or b < b_end:
+            if b >= b_end or (a < a_end and indices[a] < indices[b]):
+                inner, value = indices[a], -data[a]
+                a += 1
+            elif a >= a_end or indices[b] < indices[a]:
+                inner, value = indices[b], data[b]
+                b += 1
+            else:
+                inner, value = indices[b], data[b] - data[a]
+                a += 1
+                b += 1
+            if value != 0:
+                for other in range(right_indptr[inner], right_indptr[inner + 1]):
+                    target[right_indices[other]] += value * right_data[other]
+
+
+def carried_product(left: sp.csr_matrix, right: sp.csr_matrix, carry: np.ndarray) -> np.ndarray:
+    """``dense_product`` where a row flagged in ``carry`` is the previous row's result plus (its
+    left row less the previous one) times ``right``: far fewer terms when consecutive rows share
+    most entries (one session's predictions). Exact only for integer values whose every partial
+    sum stays below 2**53; the caller checks that, and then any order of the sum gives the same."""
+    if left.shape[1] != right.shape[0]:
+        raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
+    left.sum_duplicates()  # the merge needs each row's columns sorted and distinct
+    out = np.zeros((left.shape[0], right.shape[1]), dtype=np.float64)
+    _carried(
+        left.indptr,
+        left.indices,
+        np.asarray(left.data, dtype=np.float64),
+        np.asarray(carry, dtype=np.bool_),
+        right.indptr,
+        right.indices,
+        np.asarray(right.data, dtype=np.float64),
+        out,
+    )
+    return out

@@ -6,12 +6,16 @@ candidates it still cannot tell from the target count against it, so a model tha
 everything alike ranks every target last.
 
 The rule is written once with array functions that NumPy and ``keras.ops`` share, so the GRU's
-compiled ranking inside TensorFlow and the baselines' NumPy ranking are the same code.
+compiled ranking inside TensorFlow and the baselines' NumPy ranking are the same code. Replays,
+which need both rankings of NumPy scores, use ``both_ranks``: the same rule as one compiled loop,
+tested against ``target_ranks``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from sbr_dagster.kernels import kernel
 
 
 def at_or_above(scores, target_scores, ties=None, target_ties=None, *, xp=np):
@@ -38,14 +42,36 @@ def target_ranks(scores, targets, tie_order=None, *, xp=np):
     return xp.sum(at_or_above(scores, target_scores, ties, target_ties, xp=xp), axis=1)
 
 
-def excluded_ahead(scores, targets, seen, tie_order=None) -> np.ndarray:
-    """Per row of ``scores``, how many excluded candidates (``seen[i, j]``, ``timeline.seen_mask``)
-    count against that row's target: subtracted from ``target_ranks``, the rank among the rest."""
-    targets = np.asarray(targets)[:, None]
-    target_scores = np.take_along_axis(scores, targets, axis=1)
-    ties = None if tie_order is None else tie_order[None, :]
-    target_ties = None if tie_order is None else tie_order[targets]
-    return np.sum(seen & at_or_above(scores, target_scores, ties, target_ties), axis=1)
+def both_ranks(scores, targets, seen, tie_order=None) -> tuple[np.ndarray, np.ndarray]:
+    """``target_ranks`` of each row's target, and its rank among the candidates not excluded by
+    ``seen[i, j]`` (``timeline.seen_mask``), in one pass over the NumPy scores (a kernel: the
+    array form makes about a dozen [rows, items] temporaries for the two)."""
+    scores = np.ascontiguousarray(scores)
+    n_rows = scores.shape[0]
+    targets = np.asarray(targets, dtype=np.int64)
+    if seen.shape != scores.shape:
+        raise ValueError(f"seen is {seen.shape} but scores are {scores.shape}: they must pair")
+    ties = np.zeros(scores.shape[1], dtype=np.int64) if tie_order is None else np.asarray(tie_order, np.int64)
+    ranks, unseen = np.empty(n_rows, dtype=np.int64), np.empty(n_rows, dtype=np.int64)
+    _both_ranks(scores, targets, ties, np.ascontiguousarray(seen, dtype=np.bool_), ranks, unseen)
+    return ranks, unseen
+
+
+@kernel
+def _both_ranks(scores, targets, ties, seen, ranks, unseen):
+    """``at_or_above`` written as a loop: no ties order is all-equal ``ties`` (``>=``)."""
+    for row in range(scores.shape[0]):
+        target = targets[row]
+        value, tie = scores[row, target], ties[target]
+        count = excluded = 0
+        for item in range(scores.shape[1]):
+            score = scores[row, item]
+            if score > value or (score == value and ties[item] <= tie):
+                count += 1
+                if seen[row, item]:
+                    excluded += 1
+        ranks[row] = count
+        unseen[row] = count - excluded
 
 
 def popularity_order(popularity: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay, seen_mask
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
-from sbr_dagster.models.ranking import excluded_ahead, target_ranks
+from sbr_dagster.models.ranking import both_ranks, target_ranks
 
 EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
 EVAL_BATCH = 512  # sessions side by side while ranking
@@ -118,7 +118,7 @@ def replay_ranks(
 
     Users' timelines run side by side; a session start resets a slot's state (the user's seen
     movies are not reset: they are the viewer's, not the session's). The scores leave the graph,
-    since the unseen ranking needs each target's own exclusions (``ranking.excluded_ahead``).
+    since the unseen ranking needs each target's own exclusions (``ranking.both_ranks``).
     """
     schedule = session_parallel(
         stream.offsets, batch_size, items=np.maximum(stream.items, 0), order="time", every_event=True
@@ -141,9 +141,7 @@ def replay_ranks(
         if events.size == 0:
             continue
         scores, items = scores.numpy(), stream.items[events]
-        everything = target_ranks(scores, items)
         seen = seen_mask(stream, events, scores.shape[1])
         where = np.searchsorted(targets, events)
-        ranks[0][where] = everything
-        ranks[1][where] = everything - excluded_ahead(scores, items, seen)
+        ranks[0][where], ranks[1][where] = both_ranks(scores, items, seen)
     return ranks

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbr_dagster.data import timeline
-from sbr_dagster.models.ranking import excluded_ahead, target_ranks
+from sbr_dagster.models.ranking import both_ranks, target_ranks
 from sbr_dagster.models.sasrec.config import SASRecConfig
 from sbr_dagster.models.sasrec.network import SASRecNetwork
 from sbr_dagster.models.sasrec.windows import context_windows, padded_width
@@ -85,9 +85,10 @@ def context_ranks(
     for lo in range(0, targets.size, SCORE_ROWS):
         hi = min(targets.size, lo + SCORE_ROWS)
         chunk = states[lo:hi] @ vectors
-        ranks[lo:hi] = target_ranks(chunk, targets[lo:hi])
         if unseen is not None:
-            unseen[lo:hi] = ranks[lo:hi] - excluded_ahead(chunk, targets[lo:hi], seen(lo, hi, chunk.shape[1]))
+            ranks[lo:hi], unseen[lo:hi] = both_ranks(chunk, targets[lo:hi], seen(lo, hi, chunk.shape[1]))
+        else:
+            ranks[lo:hi] = target_ranks(chunk, targets[lo:hi])
     return ranks, unseen
 
 
