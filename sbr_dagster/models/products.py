@@ -17,35 +17,16 @@ import scipy.sparse as sp
 from sbr_dagster.kernels import kernel
 
 
-@kernel
-def _product(left_indptr, left_indices, left_data, right_indptr, right_indices, right_data, out):
-    for row in range(out.shape[0]):
-        target = out[row]
-        for entry in range(left_indptr[row], left_indptr[row + 1]):
-            inner, value = left_indices[entry], left_data[entry]
-            for other in range(right_indptr[inner], right_indptr[inner + 1]):
-                target[right_indices[other]] += value * right_data[other]
-
-
 def dense_product(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
     """``(left @ right).toarray()`` in float64, in one pass."""
     if left.shape[1] != right.shape[0]:
         raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
-    out = np.zeros((left.shape[0], right.shape[1]), dtype=np.float64)
-    _product(
-        left.indptr,
-        left.indices,
-        np.asarray(left.data, dtype=np.float64),
-        right.indptr,
-        right.indices,
-        np.asarray(right.data, dtype=np.float64),
-        out,
-    )
-    return out
+    return _run(left, right, np.zeros(left.shape[0], dtype=np.bool_))
 
 
 @kernel
 def _carried(indptr, indices, data, carry, right_indptr, right_indices, right_data, out):
+    """The one product loop: rows not carried sum their terms in ``left``'s entry order."""
     for row in range(out.shape[0]):
         target = out[row]
         if not (carry[row] and row > 0):
@@ -80,13 +61,17 @@ def carried_product(left: sp.csr_matrix, right: sp.csr_matrix, carry: np.ndarray
     sum stays below 2**53; the caller checks that, and then any order of the sum gives the same."""
     if left.shape[1] != right.shape[0]:
         raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
-    left.sum_duplicates()  # the merge needs each row's columns sorted and distinct
+    left.sum_duplicates()  # in place: the merge needs each row's columns sorted and distinct
+    return _run(left, right, np.asarray(carry, dtype=np.bool_))
+
+
+def _run(left: sp.csr_matrix, right: sp.csr_matrix, carry: np.ndarray) -> np.ndarray:
     out = np.zeros((left.shape[0], right.shape[1]), dtype=np.float64)
     _carried(
         left.indptr,
         left.indices,
         np.asarray(left.data, dtype=np.float64),
-        np.asarray(carry, dtype=np.bool_),
+        carry,
         right.indptr,
         right.indices,
         np.asarray(right.data, dtype=np.float64),
