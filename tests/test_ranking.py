@@ -26,9 +26,7 @@ def test_both_ranks_match_the_array_rule(dtype, with_ties):
     ranks, unseen = both_ranks(scores, targets, seen, tie_order)
     np.testing.assert_array_equal(ranks, target_ranks(scores, targets, tie_order))
     finite = ~np.isnan(scores[np.arange(300), targets])
-    np.testing.assert_array_equal(
-        unseen[finite], masked_ranks(scores, targets, seen, tie_order)[finite]
-    )
+    np.testing.assert_array_equal(unseen[finite], masked_ranks(scores, targets, seen, tie_order)[finite])
     assert (unseen <= ranks).all() and (unseen[finite] >= 1).all()
     assert ranks[3] == 0 == unseen[3]  # a NaN target counts nothing at or above it, as in NumPy
 

@@ -39,7 +39,7 @@ from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.kernels import kernel
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
 from sbr_dagster.models.baselines import Baseline
-from sbr_dagster.models.products import carried_product, dense_product
+from sbr_dagster.models.products import carried_product, dense_product, leading_product
 from sbr_dagster.models.ranking import both_ranks, popularity_order, target_ranks
 
 DAY_S = 86_400
@@ -290,6 +290,7 @@ class _Candidates:
     overlap: np.ndarray  # float64 sum over the shared items of p ** power (an integer); 0: none
     rows: np.ndarray | None = None  # flat: each candidate's prediction
     slots: np.ndarray | None = None  # flat: its rank among the prediction's candidates
+    weighted: np.ndarray | None = None  # flat: the overlap under ``_weights`` (STAN), when it has them
 
     @property
     def every_session(self) -> bool:
@@ -517,24 +518,22 @@ class SessionKNN(SessionModel):
             rows, events = _expand(begin, end)
             values = self._event_values(contexts, events, end[rows])
             keep = values != 0
-            context = sp.csr_matrix(
-                (values[keep], (rows[keep], contexts.items[events[keep]])), shape=(n_rows, n_items)
-            )
-            overlap = context @ self.index.by_item
-            overlap.sort_indices()
-            counts = np.diff(overlap.indptr)
-            width = min(width, int(counts.max(initial=0)))
-            rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
-            slots = np.arange(overlap.nnz, dtype=np.int64) - overlap.indptr[:-1].astype(np.int64)[rows]
-            keep = slots < width
-            rows, slots = rows[keep], slots[keep]
-            columns = overlap.indices[keep].astype(np.int64)
-            return _Candidates(columns, overlap.data[keep], rows, slots)
+            rows, events = rows[keep], events[keep]
+            context = _by_row(rows, contexts.items[events], values[keep], n_rows, n_items)
+            weights = self._weights(contexts, events, end[rows])
+            found = leading_product(context, self.index.by_item, width, weights)
+            rows, slots, columns, overlap, weighted = found
+            return _Candidates(columns, overlap, rows, slots, weighted)
         grid_columns = np.full((n_rows, max(width, 1)), -1, dtype=np.int64)
         grid_columns[rows, slots] = columns
         grid_overlap = np.zeros((n_rows, max(width, 1)))
         grid_overlap[rows, slots] = values
         return _Candidates(grid_columns, grid_overlap)
+
+    def _weights(self, contexts: _Contexts, events: np.ndarray, rows_end: np.ndarray) -> np.ndarray | None:
+        """A second weight of each context event (its item's last), summed over the same candidates
+        as the overlap by sparse chunks; None: the similarity needs no more than the overlap."""
+        return None
 
     # -- step 2: neighbours ----------------------------------------------------------------------
 
@@ -679,11 +678,26 @@ class STAN(SessionKNN):
         self.sqrt_lengths = np.sqrt(self.index.lengths)
         entry_rows = np.repeat(np.arange(self.index.n_sessions), np.diff(self.index.by_session.indptr))
         self.entry_keys = entry_rows * n_items + self.index.by_session.indices  # ascending
+        self._decay_table = np.zeros(0)
 
     @property
     def window(self) -> int:
         """How many positions back w1 stays at or above ``_NEGLIGIBLE``."""
         return math.floor(self.config.lambda_position * math.log(1 / _NEGLIGIBLE)) + 1
+
+    def _decay(self, n: int) -> np.ndarray:
+        """w1 of the ages 0 .. n - 1 (the most recent event: age 0), element by element with
+        ``math.exp``, so that a weight never depends on how long a table was asked for."""
+        if self._decay_table.size < n:
+            lam = self.config.lambda_position
+            self._decay_table = np.array([math.exp(-age / lam) for age in range(n)])
+        return self._decay_table
+
+    def _weights(self, contexts: _Contexts, events: np.ndarray, rows_end: np.ndarray) -> np.ndarray:
+        """w1, 0 beyond the window: sparse chunks get the similarity's numerators with the overlaps."""
+        age = rows_end - 1 - events
+        window = min(self.window, int(age.max(initial=-1)) + 1)
+        return np.where(age < window, self._decay(window)[np.minimum(age, max(window - 1, 0))], 0.0)
 
     def _similarities(
         self, contexts: _Contexts, lo: int, hi: int, candidates: _Candidates, dense: bool
@@ -691,30 +705,22 @@ class STAN(SessionKNN):
         begin, end = contexts.begin[lo:hi], contexts.end[lo:hi]
         n_rows = hi - lo
         window = min(self.window, int(contexts.lengths.max(initial=0)))
-        decay = np.exp(-np.arange(window + 1) / self.config.lambda_position)
+        decay = self._decay(window)
         rows, events = _expand(np.maximum(begin, end - window), end)
         last = contexts.following[events] >= end[rows]
         rows, events = rows[last], events[last]
         w1 = decay[end[rows] - 1 - events]
         norm = np.sqrt(np.bincount(rows, weights=w1 * w1, minlength=n_rows))
-        weighted = _by_row(rows, contexts.items[events], w1, n_rows, self.n_items)
-        columns = candidates.columns
         if candidates.rows is None:
+            weighted = _by_row(rows, contexts.items[events], w1, n_rows, self.n_items)
             shared = dense_product(weighted, self.index.by_item)
             if not candidates.every_session:
-                shared = np.take_along_axis(shared, np.maximum(columns, 0), axis=1)
+                shared = np.take_along_axis(shared, np.maximum(candidates.columns, 0), axis=1)
             if self.sample_size < self.index.n_sessions:
                 shared[candidates.overlap == 0] = 0  # sessions beyond the sample
-        else:  # flat candidates, sorted by (row, column) like the product's entries
-            numerators = weighted @ self.index.by_item
-            numerators.sort_indices()
-            entry_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(numerators.indptr))
-            keys = entry_rows * self.index.n_sessions + numerators.indices
-            wanted = candidates.rows * self.index.n_sessions + columns
-            at = np.minimum(np.searchsorted(wanted, keys), max(wanted.size - 1, 0))
-            hit = wanted[at] == keys if wanted.size else np.zeros(keys.size, dtype=bool)
-            shared = np.zeros(columns.size)
-            shared[at[hit]] = numerators.data[hit]
+        else:  # flat candidates: their numerators came with their overlaps
+            assert candidates.weighted is not None
+            shared = candidates.weighted
         similarity = shared
         similarity /= candidates.per_row(norm) * candidates.of_sessions(self.sqrt_lengths)
         if contexts.times is not None and self.index.times is not None:

@@ -78,3 +78,73 @@ def _run(left: sp.csr_matrix, right: sp.csr_matrix, carry: np.ndarray) -> np.nda
         out,
     )
     return out
+
+
+def leading_product(
+    left: sp.csr_matrix, right: sp.csr_matrix, width: int, second: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The first ``width`` nonzero columns of every row of ``left @ right``, in one pass.
+
+    What a neighbour method wants of its sparse overlaps: the most recent candidate sessions (the
+    lowest columns) of each prediction, never the whole sparse product, which SciPy would size,
+    fill and then need sorted. ``second`` is another data array on ``left``'s entries (STAN's
+    position weights), summed over the same columns. Returns flat ``(rows, slots, columns,
+    values, second_values)`` sorted by row, then column; ``slots`` is each column's rank in its row.
+    Sums run in ``left``'s entry order, as ``dense_product``'s do, so both give the same values.
+    """
+    if left.shape[1] != right.shape[0]:
+        raise ValueError(f"shapes {left.shape} and {right.shape} do not multiply")
+    reached = np.concatenate([[0], np.cumsum(np.diff(right.indptr)[left.indices])])
+    reach = reached[left.indptr[1:]] - reached[left.indptr[:-1]]  # an upper bound on each row's columns
+    size = int(np.minimum(reach, width).sum())
+    rows, slots, columns = (np.empty(size, dtype=np.int64) for _ in range(3))
+    values, second_values = np.empty(size), np.empty(size if second is not None else 0)
+    data = np.asarray(left.data, dtype=np.float64)
+    used = _leading(
+        left.indptr, left.indices, data, data if second is None else np.asarray(second, dtype=np.float64),
+        second is not None, right.indptr, right.indices, np.asarray(right.data, dtype=np.float64),
+        right.shape[1], width, rows, slots, columns, values, second_values,
+    )  # fmt: skip
+    kept = slice(0, used)
+    found = second_values[kept] if second is not None else None
+    return rows[kept], slots[kept], columns[kept], values[kept], found
+
+
+@kernel
+def _leading(
+    indptr, indices, data, second, has_second, right_indptr, right_indices, right_data, n_columns, width,
+    rows, slots, columns, values, second_values,
+):  # fmt: skip
+    """One dense accumulator row, reset after each row by the list of columns it touched."""
+    total = np.zeros(n_columns)
+    total_second = np.zeros(n_columns if has_second else 1)
+    touched = np.empty(n_columns, dtype=np.int64)
+    marked = np.zeros(n_columns, dtype=np.bool_)
+    used = 0
+    for row in range(indptr.size - 1):
+        n_touched = 0
+        for entry in range(indptr[row], indptr[row + 1]):
+            inner, value = indices[entry], data[entry]
+            for other in range(right_indptr[inner], right_indptr[inner + 1]):
+                column = right_indices[other]
+                if not marked[column]:
+                    marked[column] = True
+                    touched[n_touched] = column
+                    n_touched += 1
+                total[column] += value * right_data[other]
+                if has_second:
+                    total_second[column] += second[entry] * right_data[other]
+        chosen = np.sort(touched[:n_touched])
+        slot = 0
+        for column in chosen:
+            if slot < width and total[column] != 0:
+                rows[used], slots[used], columns[used], values[used] = row, slot, column, total[column]
+                if has_second:
+                    second_values[used] = total_second[column]
+                used += 1
+                slot += 1
+            total[column] = 0.0
+            marked[column] = False
+            if has_second:
+                total_second[column] = 0.0
+    return used
