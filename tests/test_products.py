@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sbr_dagster.models.products import carried_product, dense_product
+from sbr_dagster.models.products import carried_product, dense_product, leading_product
 
 
 def _random_csr(rng: np.random.Generator, shape: tuple[int, int], density: float) -> sp.csr_matrix:
@@ -45,3 +45,27 @@ def test_carried_rows_equal_the_direct_product_for_integer_values() -> None:
     assert np.array_equal(carried_product(left.tocsr(), right.tocsr(), np.zeros(60, bool)), direct)
     with pytest.raises(ValueError, match="do not multiply"):
         carried_product(left.tocsr(), sp.csr_matrix(np.ones((2, 1))), carry)
+
+
+def test_leading_columns_are_the_first_nonzero_columns_of_the_product() -> None:
+    rng = np.random.default_rng(2)
+    left = sp.random(40, 120, density=0.05, format="csr", random_state=rng)
+    left.data = rng.integers(1, 5, left.nnz).astype(np.float64)  # positive, as overlaps are
+    left = (sp.diags((np.arange(40) != 7).astype(np.float64)) @ left).tocsr()  # row 7 shares nothing
+    left.eliminate_zeros()
+    right = sp.random(120, 300, density=0.05, format="csr", random_state=rng)
+    right.data[:] = 1.0
+    second = rng.standard_normal(left.nnz)
+    for width in (1, 5, 300):
+        rows, slots, columns, values, found = leading_product(left, right, width, second)
+        product = (left @ right).toarray()
+        weighted = dense_product(sp.csr_matrix((second, left.indices, left.indptr), shape=left.shape), right)
+        expected = [np.flatnonzero(row)[:width] for row in product]
+        assert np.array_equal(rows, np.repeat(np.arange(40), [e.size for e in expected]))
+        assert np.array_equal(columns, np.concatenate(expected))
+        assert np.array_equal(slots, np.concatenate([np.arange(e.size) for e in expected]))
+        assert np.array_equal(values, product[rows, columns])
+        assert np.array_equal(found, weighted[rows, columns])  # the same sums, bit for bit
+    assert leading_product(left, right, 3)[4] is None
+    with pytest.raises(ValueError, match="do not multiply"):
+        leading_product(left, sp.csr_matrix(np.ones((2, 1))), 3)
