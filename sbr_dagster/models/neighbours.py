@@ -694,22 +694,23 @@ class STAN(SessionKNN):
         return self._decay_table
 
     def _weights(self, contexts: _Contexts, events: np.ndarray, rows_end: np.ndarray) -> np.ndarray:
-        """w1, 0 beyond the window: sparse chunks get the similarity's numerators with the overlaps."""
+        """w1 of each event in its row's context, 0 beyond the window (the one place w1 is computed:
+        sparse chunks sum it with the overlaps, the similarity's norm reads it)."""
         age = rows_end - 1 - events
-        window = min(self.window, int(age.max(initial=-1)) + 1)
-        return np.where(age < window, self._decay(window)[np.minimum(age, max(window - 1, 0))], 0.0)
+        inside = age < self.window
+        w1 = np.zeros(age.size)
+        w1[inside] = self._decay(int(age[inside].max(initial=-1)) + 1)[age[inside]]
+        return w1
 
     def _similarities(
         self, contexts: _Contexts, lo: int, hi: int, candidates: _Candidates, dense: bool
     ) -> np.ndarray:
         begin, end = contexts.begin[lo:hi], contexts.end[lo:hi]
         n_rows = hi - lo
-        window = min(self.window, int(contexts.lengths.max(initial=0)))
-        decay = self._decay(window)
-        rows, events = _expand(np.maximum(begin, end - window), end)
+        rows, events = _expand(np.maximum(begin, end - self.window), end)
         last = contexts.following[events] >= end[rows]
         rows, events = rows[last], events[last]
-        w1 = decay[end[rows] - 1 - events]
+        w1 = self._weights(contexts, events, end[rows])
         norm = np.sqrt(np.bincount(rows, weights=w1 * w1, minlength=n_rows))
         if candidates.rows is None:
             weighted = _by_row(rows, contexts.items[events], w1, n_rows, self.n_items)
