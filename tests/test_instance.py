@@ -89,7 +89,10 @@ def test_every_check_result_is_in_the_ui_instance(project):
     with ui_instance(workdir) as instance:
         for key in check_keys:
             [record] = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
-            assert record.status.value == "SUCCEEDED", key.to_user_string()
+            # The warning check's verdict depends on the data; it is recorded either way, and never gates.
+            warning = key.name == "best_trained_model_beats_every_baseline"
+            expected = ("SUCCEEDED", "FAILED") if warning else ("SUCCEEDED",)
+            assert record.status.value in expected, key.to_user_string()
 
 
 def test_dagster_dev_serves_the_recorded_materializations(project):

@@ -61,11 +61,10 @@ def test_pipeline_writes_and_reads_an_s3_lake(ml1m_like_dir, s3_endpoint):
         "everything", data=ml1m_like_dir, lake_root=root, names=("gap_1h",), run_config=run_config
     )
     assert result.success
-    assert all(
-        e.passed
-        for e in result.get_asset_check_evaluations()
-        if e.asset_check_key.name != "gru4rec_beats_popularity"
-    )
+    # A 1-epoch model need not beat anything: its quality checks are left out (the rest must pass).
+    quality = ("gru4rec_beats_popularity", "best_trained_model_beats_every_baseline")
+    evaluations = result.get_asset_check_evaluations()
+    assert all(e.passed for e in evaluations if e.asset_check_key.name not in quality)
 
     listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="lake/")
     keys = {item["Key"] for item in listed["Contents"]}

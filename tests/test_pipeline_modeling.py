@@ -1,15 +1,18 @@
 """Training and evaluation assets, and the sweep with its leaderboard, end to end through Dagster."""
 
+import dagster as dg
 import polars as pl
 import pytest
 from pipeline_runs import checks_by_name, run_job
 
+from sbr_dagster.evaluation import comparison
 from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA
 from sbr_dagster.experiments.declarations import parse_experiments
 from sbr_dagster.lake import layout
 from sbr_dagster.models import registry
 
 TINY = {"layers": [32], "epochs": 3, "batch_size": 16, "learning_rate": 0.01}
+WARNING_CHECK = "timeline/comparison:best_trained_model_beats_every_baseline"  # not a gate: a warning
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,24 @@ def test_comparison_pairs_gru4rec_with_every_baseline(trained):
     meta = result.asset_materializations_for_node("timeline__comparison")[0].metadata
     assert "gap_1h/gru4rec vs gap_1h/pop" in meta["findings"].value
     assert "data:image/png;base64," in meta["chart"].value
+
+
+def test_the_warning_check_says_whether_the_best_trained_model_beats_every_baseline(trained):
+    result, lake_root = trained
+    found = pl.read_parquet(lake_root / "timeline" / "findings.parquet")
+    margins = comparison.baseline_margins(found, registry.TRAINED)
+    assert margins["variant"].to_list() == ["gap_1h"] and margins["model"].to_list() == ["gru4rec"]
+    headline = found.filter((pl.col("slice") == "all") & (pl.col("ranking") == "all"))
+    strongest = headline.sort("recall_b").row(-1, named=True)
+    assert margins["strongest_baseline"][0] == strongest["b"].split("/")[1]
+    assert margins["delta_recall_ci_low"][0] == strongest["delta_recall_ci_low"]
+    beats = bool((headline["delta_recall_ci_low"] > 0).all())
+    assert margins["beats_every_baseline"][0] == beats
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.asset_check_key.to_user_string() == WARNING_CHECK
+    )
+    assert evaluation.passed == beats and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "gap_1h" in evaluation.metadata["margins"].value
 
 
 def test_days_protocol_stays_selectable(ml1m_like_dir, tmp_path):

@@ -61,3 +61,22 @@ def test_the_tune_job_searches_each_model_on_validation_and_tests_the_best_once(
         every = metrics.filter(pl.col("slice") == "all")["n_predictions"]
         assert (every == targets.filter(pl.col("split") == "test").height).all()
     assert (lake_root / "gap_1h" / "tuned" / "sasrec" / "model.keras").is_file()
+
+
+def test_the_tune_job_pairs_every_tuned_structure_with_every_other_tuned_model(tuned):
+    result, lake_root = tuned
+    found = pl.read_parquet(layout.table_path(lake_root, ("tuning", "findings")))
+    # SASRec (trained) against sr (a baseline), both tuned, on every slice and ranking of the same targets.
+    assert set(zip(found["a"], found["b"], strict=True)) == {("gap_1h/sasrec_tuned", "gap_1h/sr_tuned")}
+    assert found.height == 4 and set(found["ranking"]) == {"all", "unseen"}
+    targets = pl.read_parquet(layout.table_path(lake_root, layout.TARGETS))
+    every = found.filter(pl.col("slice") == "all")["n_predictions"]
+    assert (every == targets.filter(pl.col("split") == "test").height).all()
+    sasrec = pl.read_parquet(layout.table_path(lake_root, (*layout.tuned_prefix("gap_1h"), "sasrec")))
+    headline = sasrec.filter(pl.col("slice") == "all", pl.col("ranking") == "all", pl.col("k") == 20)
+    assert found.filter(pl.col("slice") == "all", pl.col("ranking") == "all")["recall_a"][0] == pytest.approx(
+        headline["recall"][0]
+    )
+    metadata = result.asset_materializations_for_node("tuning__findings")[0].metadata
+    assert metadata["paired_with_defaults"].value == []  # the main job has not run in this lake
+    assert "sasrec_tuned" in metadata["findings"].value

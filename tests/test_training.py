@@ -11,6 +11,7 @@ import pytest
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.evaluation import metrics
+from sbr_dagster.models.base import SessionModel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.models.gru4rec.model import GRU4Rec
 from sbr_dagster.models.ranking import target_ranks
@@ -159,6 +160,97 @@ def test_best_epoch_is_restored_and_patience_stops_training():
     config = GRU4RecConfig(layers=(4,), batch_size=4, epochs=10, patience=2, learning_rate=0.0)
     fit = fit_gru(items, offsets, 10, config, valid=(items, offsets), **QUIET)
     assert fit.best_epoch == 1 and fit.stopped_early and len(fit.history) == 3
+
+
+class ScriptedModel(SessionModel):
+    """Validation Recall@20 follows a script, one value per epoch, on 10,000 targets."""
+
+    name = "scripted"
+    config_class = GRU4RecConfig  # for its epochs and patience
+
+    def __init__(self, recalls, patience):
+        super().__init__(GRU4RecConfig(epochs=len(recalls), patience=patience))
+        self.recalls, self.epoch = recalls, 0
+
+    def rank(self, sessions):
+        raise NotImplementedError
+
+    def score_next(self, histories):
+        raise NotImplementedError
+
+    def fit(self, train, n_items, *, after_epoch=None, log=print):
+        for epoch in range(1, len(self.recalls) + 1):
+            self.epoch = epoch
+            row = {"epoch": epoch, "loss": 1.0, "events": 1, "events_per_s": 1.0, "seconds": 1.0}
+            if after_epoch(row).stop:
+                break
+
+    def rank_replay(self, stream):
+        hits = round(self.recalls[self.epoch - 1] * 10_000)
+        ranks = np.where(np.arange(10_000) < hits, 1, 100)
+        return ranks, ranks
+
+    def snapshot(self):
+        return self.epoch
+
+    def restore(self, snapshot):
+        self.epoch = snapshot
+
+
+def test_an_epoch_is_better_only_by_more_than_min_delta():
+    assert trainer.MIN_DELTA == 0.0005
+    assert trainer.better((0.3006, 0.0), (0.3, 0.1)) and not trainer.better((0.3004, 0.2), (0.3, 0.1))
+    assert trainer.better((1.0, 0.5), (1.0, 0.4)) and not trainer.better((1.0, 0.4004), (1.0, 0.4))
+    # +0.0004 is not better; +0.0010 is; then +0.0002 and +0.0003 over it are not: stop at 5, keep 3.
+    model = ScriptedModel([0.3000, 0.3004, 0.3010, 0.3012, 0.3013, 0.3100], patience=2)
+    fit = trainer.fit(model, as_sessions([0, 1], [0, 2]), 2, as_sessions([0, 1], [0, 2]), **QUIET)
+    assert fit.best_epoch == 3 and len(fit.history) == 5 and fit.stopped_early
+    assert model.epoch == 3  # the best epoch's state is restored
+
+
+@pytest.mark.parametrize(
+    ("n_events", "settings", "batch"),
+    [
+        (800_000, {}, 128),  # ML-1M's train events: the width tuned there
+        (80_000, {}, 32),  # a 10% sample of its users: 1,000 updates an epoch
+        (10_000, {}, 16),  # never below 16
+        (80_000, {"bptt_steps": 1}, 64),  # one step per update: twice the width for as many updates
+        (80_000, {"batch_size": 100}, 100),  # a batch that is set is kept
+    ],
+)
+def test_the_batch_follows_the_train_events_unless_set(n_events, settings, batch):
+    assert GRU4RecConfig(**settings).batch_for(n_events) == batch
+
+
+def test_the_chosen_batch_is_the_one_trained_with():
+    items, offsets = random_sessions(40, 10, seed=3)
+    fit = fit_gru(items, offsets, 10, GRU4RecConfig(layers=(4,), epochs=1), **QUIET)
+    assert fit.history[0]["batch_size"] == 16
+    with pytest.raises(ValueError, match="batch_size"):
+        GRU4RecConfig(batch_size=-1)
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "epoch"])
+def test_learning_rate_decays_on_plateaus_or_every_epoch(schedule):
+    items, offsets = cycle_sessions(150, 60, seed=4)
+    valid = cycle_sessions(20, 60, seed=5)
+    config = GRU4RecConfig(
+        layers=(8,), batch_size=8, epochs=8, patience=8, learning_rate=0.02, lr_decay=0.5,
+        lr_schedule=schedule,
+    )  # fmt: skip
+    fit = fit_gru(items, offsets, 60, config, valid=valid, **QUIET)
+    rates = [row["learning_rate"] for row in fit.history]
+    improved, best = [], None  # the trainer's rule: better than the best by more than MIN_DELTA
+    for row in fit.history:
+        key = (row["valid_recall_20"], row["valid_mrr_20"])
+        improved.append(best is None or trainer.better(key, best))
+        best = key if improved[-1] else best
+    assert len(rates) == 8 and rates[0] == 0.02
+    for i in range(1, len(rates)):
+        decays = schedule == "epoch" or not improved[i - 1]
+        assert rates[i] == pytest.approx(rates[i - 1] * (0.5 if decays else 1.0))
+    if schedule == "plateau":  # both kinds of epoch happen, so the test tells the schedules apart
+        assert any(improved[1:-1]) and not all(improved[:-1])
 
 
 @pytest.mark.parametrize(

@@ -102,3 +102,25 @@ def test_the_trainer_reports_every_epoch_and_a_raised_report_stops_the_fit():
     with pytest.raises(Stop):
         trainer.fit(registry.build("gru4rec", {"layers": [4], "batch_size": 4, "epochs": 3}), walk(30, 0),
                     N_ITEMS, replay_of(1), log=lambda _: None, report=stop)  # fmt: skip
+
+
+def test_tuning_questions_pair_each_tuned_model_with_its_default_and_structures_with_each_other():
+    asked = tuning.tuning_questions(
+        ["user", "gap_1h"], ("gru4rec", "sasrec", "sr"), {"user": ("gru4rec", "sasrec", "sr", "pop")}
+    )
+    pairs = {(q.topic, q.a, q.b) for q in asked}
+    assert pairs == {
+        ("tuning", ("user", "gru4rec_tuned"), ("user", "gru4rec")),
+        ("tuning", ("user", "sasrec_tuned"), ("user", "sasrec")),
+        ("tuning", ("user", "sr_tuned"), ("user", "sr")),
+        *(
+            ("tuned model", (v, a), (v, b))
+            for v in ("user", "gap_1h")
+            for a, b in [
+                ("gru4rec_tuned", "sasrec_tuned"),
+                ("gru4rec_tuned", "sr_tuned"),
+                ("sasrec_tuned", "sr_tuned"),
+            ]
+        ),
+    }
+    assert len(asked) == len(pairs)  # nothing asked twice

@@ -16,7 +16,7 @@ from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
 from sbr_dagster.defs.assets.modeling import modeling_assets
 from sbr_dagster.defs.assets.preprocessing import preprocessing_assets
 from sbr_dagster.defs.assets.timeline import timeline_assets
-from sbr_dagster.defs.assets.tuning import tuning_assets
+from sbr_dagster.defs.assets.tuning import tuned_findings_asset, tuning_assets
 from sbr_dagster.defs.checks import evaluation as evaluation_checks
 from sbr_dagster.defs.checks import preprocessing as preprocessing_checks
 from sbr_dagster.defs.resources import RunSettings, default_resources
@@ -65,6 +65,7 @@ def build_definitions(
         models = main_models(name)
         assets += modeling_assets(name, trained={m: registry.make_config(m) for m in models})
         checks += evaluation_checks.evaluation_checks(name, beat_reference=models)
+    checks.append(evaluation_checks.trained_beats_baselines())
     if experiments:
         assets += experiment_assets(experiments)
         for experiment in experiments:
@@ -83,6 +84,8 @@ def build_definitions(
     for name in names:
         for model in tuned:
             assets += tuning_assets(name, model, space)
+    if tuned:
+        assets.append(tuned_findings_asset(names, tuned))
 
     trained = [(name, model) for name in names for model in main_models(name)]
     trained += [("__".join(prefix_of(e)), e.model) for e in experiments]

@@ -149,3 +149,34 @@ def best_variant(comparison: pl.DataFrame, model: str) -> str | None:
         & (pl.col("slice") == "all") & (pl.col("ranking") == "all")
     ).sort("recall", descending=True)  # fmt: skip
     return rows["variant"][0] if rows.height else None
+
+
+def baseline_margins(found: pl.DataFrame, trained: tuple[str, ...]) -> pl.DataFrame:
+    """Per variant: its best trained model (test Recall@K, all targets, among all movies) against its
+    strongest baseline, with the paired interval, and whether it beats every baseline (each interval
+    above zero). Beating popularity says a model works; this says whether it is worth training."""
+    split_variant = pl.col("a").str.split("/")
+    pairs = found.filter(
+        (pl.col("topic") == "model") & (pl.col("split") == "test") & (pl.col("slice") == "all")
+        & (pl.col("ranking") == "all")
+    ).with_columns(
+        variant=split_variant.list.first(),
+        model=split_variant.list.last(),
+        baseline=pl.col("b").str.split("/").list.last(),
+    ).filter(pl.col("model").is_in(trained) & ~pl.col("baseline").is_in(trained))  # fmt: skip
+    best = pairs.group_by("variant").agg(pl.col("model").sort_by("recall_a").last().alias("best"))
+    return (
+        pairs.join(best, on="variant")
+        .filter(pl.col("model") == pl.col("best"))
+        .group_by("variant", "model")
+        .agg(
+            pl.col("recall_a").first().alias("recall"),
+            pl.col("baseline").sort_by("recall_b").last().alias("strongest_baseline"),
+            pl.col("recall_b").max().alias("baseline_recall"),
+            pl.col("delta_recall").sort_by("recall_b").last().alias("delta_recall"),
+            pl.col("delta_recall_ci_low").sort_by("recall_b").last().alias("delta_recall_ci_low"),
+            pl.col("delta_recall_ci_high").sort_by("recall_b").last().alias("delta_recall_ci_high"),
+            (pl.col("delta_recall_ci_low") > 0).all().alias("beats_every_baseline"),
+        )
+        .sort("variant")
+    )

@@ -20,11 +20,40 @@ import polars as pl
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
 from sbr_dagster.errors import InputDataError
+from sbr_dagster.evaluation.comparison import Question
 from sbr_dagster.experiments.search_space import Parameter, SearchSpace
 from sbr_dagster.models import registry
 from sbr_dagster.training import trainer
 
 TRIAL_COLUMNS = ("trial", "state", "valid_recall_20", "valid_mrr_20", "epochs_run", "best_epoch", "seconds")
+
+
+def tuned_name(model: str) -> str:
+    """How a tuned model is named in the metrics and ranks tables, beside its default-settings self."""
+    return f"{model}_tuned"
+
+
+def tuning_questions(
+    variants: list[str], tuned: tuple[str, ...], defaults: dict[str, tuple[str, ...]]
+) -> list[Question]:
+    """What the tuned models answer, in each variant: did tuning help (each tuned model against its
+    default self, where ``defaults`` says the variant has it), and which structure wins once every
+    model is tuned (each tuned trained model against every other tuned model)."""
+    asked = []
+    for variant in variants:
+        asked += [
+            Question("tuning", (variant, tuned_name(m)), (variant, m))
+            for m in tuned
+            if m in defaults.get(variant, ())
+        ]
+        trained = [m for m in tuned if m in registry.TRAINED]
+        for i, model in enumerate(trained):
+            asked += [
+                Question("tuned model", (variant, tuned_name(model)), (variant, tuned_name(other)))
+                for other in tuned
+                if other != model and other not in trained[:i]
+            ]
+    return asked
 
 
 @dataclass

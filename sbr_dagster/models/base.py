@@ -22,7 +22,17 @@ from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
 
 Log = Callable[[str], object]
-AfterEpoch = Callable[[dict[str, float]], bool]  # one epoch's row in; True = stop training
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The trainer's word on one epoch, so a model can act on a plateau (decay its learning rate)."""
+
+    stop: bool = False  # end training now
+    improved: bool = True  # the best validation score so far; False: a plateau epoch
+
+
+AfterEpoch = Callable[[dict[str, float]], Verdict]  # one epoch's row in, the trainer's verdict out
 
 
 class ModelConfig:

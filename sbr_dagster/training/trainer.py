@@ -5,7 +5,9 @@ reports each one; this module ranks the validation targets through the model's o
 ``rank_replay`` (the same path as ``evaluation.evaluate``), scores them with
 ``evaluation.metrics`` and decides, on the ranking among all candidates. The best epoch has the
 highest validation ``SELECTION`` metric (Recall@20, then MRR@20 to break a tie); its state is
-restored at the end.
+restored at the end. An epoch is better only when it beats the best by more than ``MIN_DELTA``
+(``better``): on ML-1M, GRU4Rec's decayed learning rate otherwise gained about 0.0001 an epoch
+up to its epoch cap (`gap_1d`: 0.3336 at epoch 10, 0.3343 at 18), about 20 s of training each.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import numpy as np
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
 from sbr_dagster.evaluation.metrics import SELECTION_K, mrr_at, recall_at
-from sbr_dagster.models.base import Log, SessionModel
+from sbr_dagster.models.base import Log, SessionModel, Verdict
 
 VALID_RECALL = f"valid_recall_{SELECTION_K}"  # the selection metric, as a training-history column
 VALID_MRR = f"valid_mrr_{SELECTION_K}"  # its tie-breaker
+MIN_DELTA = 0.0005  # the least validation Recall@20 gain that makes an epoch better (5 hits in 10,000)
 
 
 @dataclass
@@ -54,6 +57,12 @@ def describe(row: dict[str, float]) -> str:
     return text
 
 
+def better(key: tuple[float, float], best: tuple[float, float]) -> bool:
+    """Whether an epoch's (Recall@20, MRR@20) beats the best: Recall@20 by more than ``MIN_DELTA``,
+    or, on a tie in Recall@20 (a saturated metric), MRR@20 by more than that."""
+    return key[0] > best[0] + MIN_DELTA or (key[0] == best[0] and key[1] > best[1] + MIN_DELTA)
+
+
 def validation_scores(model: SessionModel, valid: Replay) -> tuple[float, float]:
     """The selection metric and its tie-breaker on ``valid``, ranked among all candidates."""
     ranks = model.rank_replay(valid)[0]
@@ -78,7 +87,7 @@ def fit(
     result = Training(device=model.device)
     best: dict = {"key": None, "state": None}
 
-    def after_epoch(row: dict[str, float]) -> bool:
+    def after_epoch(row: dict[str, float]) -> Verdict:
         epoch = int(row["epoch"])
         if valid is not None:
             row[VALID_RECALL], row[VALID_MRR] = validation_scores(model, valid)
@@ -89,17 +98,18 @@ def fit(
         if not np.isfinite(row["loss"]):
             log(f"epoch {epoch}: loss is {row['loss']}; stopping (lower the learning rate)")
             result.stopped_early = True
-            return True
+            return Verdict(stop=True, improved=False)
         key = (row.get(VALID_RECALL, epoch), row.get(VALID_MRR, 0.0))
-        if best["key"] is None or key > best["key"]:
+        if best["key"] is None or better(key, best["key"]):
             best.update(key=key, state=model.snapshot())
             result.best_epoch = epoch
-        elif epoch - result.best_epoch >= model.patience:
+            return Verdict()
+        if epoch - result.best_epoch >= model.patience:
             result.stopped_early = epoch < model.epochs
             log(f"no better validation Recall@{SELECTION_K} for {model.patience} epochs; best epoch "
                 f"{result.best_epoch}")  # fmt: skip
-            return True
-        return False
+            return Verdict(stop=True, improved=False)
+        return Verdict(improved=False)
 
     model.fit(train, n_items, after_epoch=after_epoch, log=log)
     if best["state"] is not None:

@@ -147,12 +147,26 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
             if on_timeline
             else pl.DataFrame()
         )
-        if found.height:
-            files.write_parquet(found, lake.table_path(FINDINGS))
+        files.write_parquet(found, lake.table_path(FINDINGS))  # empty when nothing is paired: never stale
         context.log.info(f"comparison: {found.height} paired findings over {len(definitions)} variants")
         return table_output(table, comparison_metadata(table, found, on_timeline))
 
     return [timeline_asset, comparison_asset]
+
+
+NOT_PAIRED = (
+    "The split method is not 'timeline': each definition has its own test set, so nothing is paired. Set "
+    "resources.preprocessing.config.split_method to timeline for paired verdicts."
+)
+
+
+def findings_markdown(found: pl.DataFrame) -> str:
+    """The paired verdicts' sentences, one section per topic."""
+    sections = []
+    for topic in dict.fromkeys(found["topic"].to_list()) if found.height else []:
+        lines = found.filter(pl.col("topic") == topic)["sentence"].to_list()
+        sections.append(f"### {topic}\n\n" + "\n".join(f"- {line}" for line in lines))
+    return "\n\n".join(sections) or "nothing to compare"
 
 
 def comparison_metadata(table: pl.DataFrame, found: pl.DataFrame, on_timeline: bool) -> dict:
@@ -168,17 +182,7 @@ def comparison_metadata(table: pl.DataFrame, found: pl.DataFrame, on_timeline: b
             part["recall_ci_high"],
         )
     chart = plots.interval_png(labels, series, f"Test Recall@{k} per variant and model (95% CI)")
-    if on_timeline:
-        sections = []
-        for topic in dict.fromkeys(found["topic"].to_list()) if found.height else []:
-            lines = found.filter(pl.col("topic") == topic)["sentence"].to_list()
-            sections.append(f"### {topic}\n\n" + "\n".join(f"- {line}" for line in lines))
-        findings = "\n\n".join(sections) or "nothing to compare"
-    else:
-        findings = (
-            "The split method is not 'timeline': each definition has its own test set, so nothing is "
-            "paired. Set resources.preprocessing.config.split_method to timeline for paired verdicts."
-        )
+    findings = findings_markdown(found) if on_timeline else NOT_PAIRED
     best = comparison.best_variant(table, registry.PRIMARY)
     shown = test.select("variant", "model", "ranking", "recall", "recall_ci_low", "recall_ci_high", "mrr")
     return {

@@ -17,8 +17,10 @@ import polars as pl
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.modeling import scoring_ins, variant_streams
+from sbr_dagster.defs.assets.timeline import NOT_PAIRED, TARGETS_KEY, findings_markdown
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
+from sbr_dagster.evaluation import comparison, streams
 from sbr_dagster.evaluation.evaluate import evaluate
 from sbr_dagster.evaluation.metrics import SELECTION_K
 from sbr_dagster.experiments import tuning
@@ -30,17 +32,14 @@ from sbr_dagster.serving import bundle
 from sbr_dagster.training import trainer
 
 GROUP = layout.TUNING
+FINDINGS: layout.Key = (layout.TUNING, "findings")  # the tuned models' paired verdicts
+NO_FINDINGS = pl.DataFrame(schema={"topic": pl.String, "a": pl.String, "b": pl.String, "sentence": pl.String})
 
 
 class TuningConfig(dg.Config):
     trials: int = 0  # 0: the search space file's budget
     wall_s: float = 0.0  # 0: the file's budget
     seed: int = 0
-
-
-def tuned_name(model: str) -> str:
-    """How a tuned model is named in the metrics tables, beside its default-settings self."""
-    return f"{model}_tuned"
 
 
 def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.AssetsDefinition]:
@@ -134,7 +133,7 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
                 lake.model_dir(tuned_prefix, model), fitted, item_index, definition,
                 pl.DataFrame(fit.history), fit.summary(),
             )  # fmt: skip
-        name = tuned_name(model)
+        name = tuning.tuned_name(model)
         result = evaluate(
             {name: fitted}, {"test": split["test"]}, definition=definition,
             protocol=preprocessing.split_method, log=context.log.info,
@@ -155,3 +154,58 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
         )
 
     return [tuning_asset, tuned_asset]
+
+
+def tuned_findings_asset(definitions: tuple[str, ...], models: tuple[str, ...]) -> dg.AssetsDefinition:
+    """``tuning/findings``: every tuned model of every definition on the shared test targets, paired.
+
+    Where the main job's ranks of a definition are in the lake, each tuned model is also paired with its
+    default self (did tuning help?); either way, each tuned trained model meets every other tuned model.
+    """
+    tuned_keys = [dg.AssetKey([*layout.tuned_prefix(d), m]) for d in definitions for m in models]
+
+    @dg.asset(
+        key=list(FINDINGS),
+        ins={"targets": dg.AssetIn(TARGETS_KEY)},
+        deps=tuned_keys,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        tags=MODELING_TAGS,
+        code_version=CODE_VERSION,
+        description="The tuned models on the same test targets: each against its default self (where the "
+        "main job ran) and every tuned structure against every other tuned model, with paired 95% intervals.",
+    )
+    def tuned_findings(context: dg.AssetExecutionContext, lake: DataLake, targets: pl.DataFrame) -> dg.Output:
+        metrics, ranks, defaults = {}, {}, {}
+        for definition in definitions:
+            prefix = layout.tuned_prefix(definition)
+            metrics[definition] = pl.concat(
+                [files.read_parquet(lake.table_path((*prefix, m))) for m in models]
+            )
+            frames = [files.read_parquet(lake.table_path((*prefix, f"{m}_{layout.RANKS}"))) for m in models]
+            main = lake.table_path((definition, layout.RANKS))
+            if main.exists():
+                frames.append(files.read_parquet(main))
+                defaults[definition] = tuple(frames[-1]["model"].unique().to_list())
+            ranks[definition] = pl.concat(frames, how="vertical_relaxed")
+        table = comparison.comparison_frame(metrics)
+        on_timeline = all((m["protocol"] == streams.TIMELINE).all() for m in metrics.values())
+        asked = tuning.tuning_questions(list(definitions), models, defaults)
+        found = comparison.paired_findings(ranks, targets, asked) if on_timeline and asked else NO_FINDINGS
+        context.log.info(
+            f"tuning findings: {found.height} paired findings over {len(definitions)} definitions"
+        )
+        test = table.filter(
+            (pl.col("split") == "test") & (pl.col("k") == SELECTION_K) & (pl.col("slice") == "all")
+        )
+        shown = test.select("variant", "model", "ranking", "recall", "recall_ci_low", "recall_ci_high", "mrr")
+        return table_output(
+            found,
+            {
+                "findings": dg.MetadataValue.md(findings_markdown(found) if on_timeline else NOT_PAIRED),
+                "paired_with_defaults": sorted(defaults),
+                f"test_at_{SELECTION_K}": table_md(shown.sort("ranking", "recall", descending=[False, True])),
+            },
+        )
+
+    return tuned_findings

@@ -7,10 +7,11 @@ import polars as pl
 
 from sbr_dagster.data import timeline, validation
 from sbr_dagster.defs.assets.source import RATINGS_KEY
-from sbr_dagster.defs.assets.timeline import REPLAY_INS
+from sbr_dagster.defs.assets.timeline import COMPARISON_KEY, FINDINGS, REPLAY_INS
 from sbr_dagster.defs.checks.preprocessing import result
+from sbr_dagster.defs.metadata import table_md
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
-from sbr_dagster.evaluation import streams
+from sbr_dagster.evaluation import comparison, streams
 from sbr_dagster.evaluation.metrics_table import CI_COLUMNS
 from sbr_dagster.lake import files, layout
 from sbr_dagster.models import registry
@@ -159,6 +160,43 @@ def beats_reference(metrics_key: dg.AssetKey, model: str) -> dg.AssetChecksDefin
         )
         return result(
             problems, **{f"{model}_recall_{k}": recall[model], f"{reference}_recall_{k}": recall[reference]}
+        )
+
+    return check
+
+
+def trained_beats_baselines() -> dg.AssetChecksDefinition:
+    """A warning, not a gate: on data other than ML-1M a default may lose to a simple baseline, and the
+    UI should say so while the job goes on (``comparison.baseline_margins``)."""
+    k = SELECTION_K
+
+    @dg.asset_check(
+        asset=COMPARISON_KEY,
+        name="best_trained_model_beats_every_baseline",
+        blocking=False,
+        description=f"In every definition, the best trained model's test Recall@{k} beats every baseline's "
+        "with a paired 95% interval above zero (a warning when it does not).",
+    )
+    def check(lake: DataLake) -> dg.AssetCheckResult:
+        found = files.read_parquet(lake.table_path(FINDINGS))
+        if found.height == 0:
+            return dg.AssetCheckResult(
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                description="nothing paired (not the timeline)",
+            )
+        margins = comparison.baseline_margins(found, registry.TRAINED)
+        problems = [
+            f"{row['variant']}: the best trained model, {row['model']}, does not beat every baseline (the "
+            f"strongest, {row['strongest_baseline']}: {row['delta_recall']:+.4f} "
+            f"[{row['delta_recall_ci_low']:+.4f}, {row['delta_recall_ci_high']:+.4f}])"
+            for row in margins.filter(~pl.col("beats_every_baseline")).iter_rows(named=True)
+        ]
+        return dg.AssetCheckResult(
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(problems) if problems else "ok",
+            metadata={"margins": table_md(margins), "losing": len(problems)},
         )
 
     return check

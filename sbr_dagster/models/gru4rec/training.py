@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.models.base import AfterEpoch, Log
+from sbr_dagster.models.base import AfterEpoch, Log, Verdict
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
@@ -45,18 +45,23 @@ def train_network(
 ) -> None:
     """Train ``network`` on ``train`` for up to ``config.epochs`` epochs (``after_epoch`` may stop it).
 
-    Each epoch's row: epoch, mean loss per event, events, events/s and seconds (validation excluded).
+    Each epoch's row: epoch, mean loss per event, events, events/s, seconds (validation excluded) and
+    the learning rate and batch it ran at. The rate decays after every epoch (``lr_schedule: epoch``)
+    or only after one the trainer's verdict found no better (``plateau``).
     """
     n_items = network.n_items
     trainer = _Trainer(network, config, train.item_support(n_items))
     rng = np.random.default_rng(config.seed)
     ratings = train.ratings if config.rating_dim else None
-    log(f"GRU4Rec on {device_name()}: {len(train.items):,} train events, {n_items:,} items, {config}")
+    batch_size = config.batch_for(len(train.items))
+    log(f"GRU4Rec on {device_name()}: {len(train.items):,} train events, {n_items:,} items, batch "
+        f"{batch_size}, {config}")  # fmt: skip
+    learning_rate = config.learning_rate
     for epoch in range(1, config.epochs + 1):
-        trainer.optimizer.lr.assign(config.learning_rate * config.lr_decay ** (epoch - 1))
+        trainer.optimizer.lr.assign(learning_rate)
         tick = time.perf_counter()
         schedule = session_parallel(
-            train.offsets, config.batch_size, items=train.items, order=config.order, seed=rng,
+            train.offsets, batch_size, items=train.items, order=config.order, seed=rng,
             start_times=train.start_times,
         )  # fmt: skip
         loss = trainer.run_epoch(schedule, ratings, rng)
@@ -67,9 +72,14 @@ def train_network(
             "events": schedule.n_events,
             "events_per_s": schedule.n_events / seconds,
             "seconds": seconds,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
         }
-        if after_epoch is not None and after_epoch(row):
+        verdict = after_epoch(row) if after_epoch is not None else Verdict()
+        if verdict.stop:
             break
+        if config.lr_schedule == "epoch" or not verdict.improved:
+            learning_rate *= config.lr_decay
 
 
 class _Trainer:

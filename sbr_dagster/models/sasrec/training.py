@@ -58,7 +58,7 @@ def train_network(
             "events_per_s": n_events / seconds,
             "seconds": seconds,
         }
-        if after_epoch is not None and after_epoch(row):
+        if after_epoch is not None and after_epoch(row).stop:
             break
 
 
