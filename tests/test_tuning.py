@@ -124,3 +124,26 @@ def test_tuning_questions_pair_each_tuned_model_with_its_default_and_structures_
         ),
     }
     assert len(asked) == len(pairs)  # nothing asked twice
+
+
+def test_the_first_trial_is_the_defaults_so_the_search_never_ends_below_them():
+    space = search_space.parse_search_space(
+        {"budget": {"trials": 3, "wall_s": 600}, "models": {"sr": {"steps": {"low": 2, "high": 12}}}},
+        "s.yaml",
+    )
+    train, valid = walk(40, 0), replay_of(1)
+    result = tuning.tune("sr", space, train, N_ITEMS, valid, seed=3, log=lambda _: None)
+    first = result.trials.row(0, named=True)
+    default = registry.build("sr")
+    assert first["steps"] == default.config.steps
+    default.fit(train, N_ITEMS)
+    assert first["valid_recall_20"] == trainer.validation_scores(default, valid)[0] <= result.best_value
+
+
+def test_defaults_outside_the_space_are_said_and_not_tried():
+    heard = []
+    space = search_space.parse_search_space(SPACE, "space.yaml")  # sr's default steps (10) lie outside 1..6
+    assert tuning.default_trial("sr", space.of("sr"), {}) is None
+    assert tuning.default_trial("sr", space.of("sr"), {"steps": 3}) == {"steps": 3}
+    tuning.tune("sr", space, walk(40, 0), N_ITEMS, replay_of(1), trials=1, log=heard.append)
+    assert "sr's defaults lie outside the search space: they are not tried first" in heard

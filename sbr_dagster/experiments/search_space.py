@@ -41,6 +41,16 @@ class Parameter:
             return trial.suggest_int(self.name, self.low, self.high, step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
 
+    def trial_value(self, value: Any) -> Any:
+        """``value`` as Optuna holds it for this parameter (a choice's JSON label), or None when it lies
+        outside the parameter's range or choices (or the parameter is fixed: not Optuna's)."""
+        if self.choices is not None:
+            label = json.dumps(value)
+            return label if label in (json.dumps(choice) for choice in self.choices) else None
+        if self.low is None or not isinstance(value, int | float) or not self.low <= value <= self.high:
+            return None
+        return value
+
     def values(self) -> list[Any]:
         """Values this parameter can take that a model must accept (the ends of a range)."""
         if self.choices is not None:

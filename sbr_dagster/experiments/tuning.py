@@ -1,5 +1,9 @@
 """Validation-driven tuning of one model: Optuna's TPE over the search space, pruning by the median.
 
+The first trial is always the model's defaults (when the space holds them): on a 10% sample of
+ML-1M's users, 8 TPE trials of GRU4Rec never came near its defaults, and the "tuned" model lost to
+them on test (Recall@20 0.150 vs 0.161 on `user`).
+
 Every trial trains (or fits) the model on the train sessions and scores it on the validation
 stream only, with the selection metric the trainer picks epochs by (Recall@20 among all
 candidates, MRR@20 breaking ties); test targets are never read. A trial of an iterative model
@@ -26,6 +30,17 @@ from sbr_dagster.models import registry
 from sbr_dagster.training import trainer
 
 TRIAL_COLUMNS = ("trial", "state", "valid_recall_20", "valid_mrr_20", "epochs_run", "best_epoch", "seconds")
+
+
+def default_trial(
+    model: str, parameters: tuple[Parameter, ...], base: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The model's defaults (under ``base``) as Optuna's first trial, so the search never ends below
+    them on validation; None when one lies outside its parameter's range or choices."""
+    defaults = {**registry.make_config(model).to_dict(), **base}
+    searched = [p for p in parameters if p.choices is not None or p.low is not None]
+    values = {p.name: p.trial_value(defaults[p.name]) for p in searched}
+    return None if any(v is None for v in values.values()) else values
 
 
 def tuned_name(model: str) -> str:
@@ -88,6 +103,11 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, max(1, trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    first = default_trial(model, parameters, base_settings or {})
+    if first is None:
+        log(f"{model}'s defaults lie outside the search space: they are not tried first")
+    else:
+        study.enqueue_trial(first)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
 
