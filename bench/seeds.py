@@ -6,9 +6,14 @@ pipeline) and ranks every test prediction among all items and among the unseen o
 paired with the reference's seed-0 run on the same predictions (viewers are the bootstrap's unit), so
 "beats the reference" is a paired 95% interval above zero, seed by seed.
 
+Each run prints its best epoch's validation Recall@20 first: a variant is kept only if validation
+says so, its test figures are then the confirmation.
+
 Usage: ``.venv/bin/python bench/seeds.py [--seeds 0,1,2] [--variants NAME=MODEL[:KEY=VALUE,...] ...]
 [--reference NAME]``, e.g. ``--variants gru4rec_8=gru4rec:batch_size=128,epochs=8 gru4rec=gru4rec
-sasrec=sasrec --reference gru4rec_8``. Figures come last as ``key=value`` lines.
+sasrec=sasrec --reference gru4rec_8``, or ``--variants gru4rec_gaps=gru4rec:gap_dim=8 --reference
+gru4rec_8=gru4rec:batch_size=128,epochs=8`` (a reference outside the variants runs at seed 0 only).
+Figures come last as ``key=value`` lines.
 """
 
 from __future__ import annotations
@@ -53,18 +58,28 @@ def main() -> None:
 
     from sbr_dagster.data.arrays import Sessions
     from sbr_dagster.evaluation import metrics
+    from sbr_dagster.training import trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument(
         "--variants", nargs="+", default=["gru4rec_8=gru4rec:batch_size=128,epochs=8", "gru4rec"]
     )
-    parser.add_argument("--reference", default="gru4rec_8", help="a variant's name; its seed-0 run")
+    parser.add_argument(
+        "--reference",
+        default="gru4rec_8",
+        help="a variant's name (its seed-0 run), or NAME=MODEL[:KEY=VALUE,...] run at seed 0 only",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = [parse_variant(v) for v in args.variants]
-    if args.reference not in [name for name, _, _ in variants]:
-        parser.error(f"--reference {args.reference!r} is not one of the variants")
+    named = [name for name, _, _ in variants]
+    if "=" in args.reference:
+        reference = parse_variant(args.reference)
+    elif args.reference in named:
+        reference = variants[named.index(args.reference)]
+    else:
+        parser.error(f"--reference {args.reference!r} is not one of the variants (or NAME=MODEL[:...])")
     split = user_split(data_dir("bench/seeds.py"))
 
     test = Sessions.of(split.test, split.item_index)
@@ -72,17 +87,18 @@ def main() -> None:
     groups = np.repeat(np.arange(len(test.offsets) - 1), np.diff(test.offsets) - 1)
 
     results: dict[tuple[str, int], tuple] = {}
-    reference = next(v for v in variants if v[0] == args.reference)
     results[(reference[0], 0)] = run(reference[1], reference[2], split, 0)
     for name, model_name, settings in variants:
         for seed in seeds:
             if (name, seed) not in results:
                 results[(name, seed)] = run(model_name, settings, split, seed)
             ranks, unseen, fit = results[(name, seed)]
+            best = next(h for h in fit.history if h["epoch"] == fit.best_epoch)
             print(
-                f"{name} seed {seed}: test Recall@{K} {metrics.recall_at(ranks, K):.4f} MRR@{K} "
-                f"{metrics.mrr_at(ranks, K):.4f}, unseen {metrics.recall_at(unseen, K):.4f}; best epoch "
-                f"{fit.best_epoch} of {len(fit.history)}, {fit.wall_s:.0f} s",
+                f"{name} seed {seed}: valid Recall@{K} {best[trainer.VALID_RECALL]:.4f}; test Recall@{K} "
+                f"{metrics.recall_at(ranks, K):.4f} MRR@{K} {metrics.mrr_at(ranks, K):.4f}, unseen "
+                f"{metrics.recall_at(unseen, K):.4f}; best epoch {fit.best_epoch} of {len(fit.history)}, "
+                f"{fit.wall_s:.0f} s",
                 flush=True,
             )
     ref_ranks, ref_unseen, _ = results[(reference[0], 0)]

@@ -30,12 +30,14 @@ def as_sessions(items, offsets, ratings=None) -> Sessions:
 
 def rank_sessions(network, items, offsets, *, batch_size=512, ratings=None):
     sessions = as_sessions(items, offsets, ratings)
-    return inference.rank_sessions(network, sessions, use_ratings=ratings is not None, batch_size=batch_size)
+    return inference.rank_sessions(
+        network, sessions, ratings=None if ratings is None else sessions.ratings, batch_size=batch_size
+    )
 
 
 def score_histories(network, histories, ratings=None):
     sessions = Sessions.of_histories(histories, ratings)
-    return inference.score_histories(network, sessions, use_ratings=ratings is not None)
+    return inference.score_histories(network, sessions, ratings=None if ratings is None else sessions.ratings)
 
 
 def fit_gru(items, offsets, n_items, config, *, valid=None, train_ratings=None, log=None):

@@ -39,6 +39,18 @@ def comparison_frame(metrics: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     ).sort("variant", "model", "split", "slice", "ranking", "k")
 
 
+def test_at_k(table: pl.DataFrame) -> pl.DataFrame:
+    """The comparison's headline rows: test, all targets, at ``K``, under both rankings."""
+    return table.filter((pl.col("split") == "test") & (pl.col("k") == K) & (pl.col("slice") == "all"))
+
+
+def headline(table: pl.DataFrame) -> pl.DataFrame:
+    """``test_at_k`` as the metadata shows it: each ranking's (variant, model) rows, best first."""
+    columns = ("variant", "model", "ranking", "recall", "recall_ci_low", "recall_ci_high", "mrr")
+    shown = test_at_k(table).select(columns)
+    return shown.sort("ranking", "recall", descending=[False, True])
+
+
 def questions(
     variants: list[str], models: list[str], primary: str, trained: tuple[str, ...] = ()
 ) -> list[Question]:

@@ -7,6 +7,8 @@ stream. Training (validation) and evaluation ask here, so both see the same targ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from sbr_dagster.data import sessions, timeline
@@ -15,6 +17,11 @@ from sbr_dagster.data.timeline import Replay
 from sbr_dagster.errors import InputDataError
 
 TIMELINE = "timeline"
+
+
+def all_on_timeline(metrics: Mapping[str, pl.DataFrame]) -> bool:
+    """Whether every metrics table was scored on the shared timeline: only then do variants pair."""
+    return all((table["protocol"] == TIMELINE).all() for table in metrics.values())
 
 
 def split_streams(

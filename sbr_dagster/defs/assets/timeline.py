@@ -136,7 +136,7 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         metrics = {name: files.read_parquet(lake.table_path(key)) for name, key in metric_keys.items()}
         ranks = {name: files.read_parquet(lake.table_path((name, layout.RANKS))) for name in definitions}
         table = comparison.comparison_frame(metrics)
-        on_timeline = all((m["protocol"] == streams.TIMELINE).all() for m in metrics.values())
+        on_timeline = streams.all_on_timeline(metrics)
         models = list(dict.fromkeys(table["model"].to_list()))
         found = (
             comparison.paired_findings(
@@ -171,7 +171,7 @@ def findings_markdown(found: pl.DataFrame) -> str:
 
 def comparison_metadata(table: pl.DataFrame, found: pl.DataFrame, on_timeline: bool) -> dict:
     k = comparison.K
-    test = table.filter((pl.col("split") == "test") & (pl.col("k") == k) & (pl.col("slice") == "all"))
+    test = comparison.test_at_k(table)
     labels, series = [], {}
     for ranking in ("all", "unseen"):
         part = test.filter(pl.col("ranking") == ranking).sort("variant", "model")
@@ -184,12 +184,11 @@ def comparison_metadata(table: pl.DataFrame, found: pl.DataFrame, on_timeline: b
     chart = plots.interval_png(labels, series, f"Test Recall@{k} per variant and model (95% CI)")
     findings = findings_markdown(found) if on_timeline else NOT_PAIRED
     best = comparison.best_variant(table, registry.PRIMARY)
-    shown = test.select("variant", "model", "ranking", "recall", "recall_ci_low", "recall_ci_high", "mrr")
     return {
         "variants": table["variant"].n_unique(),
         "best_variant": best or "none",
         "n_predictions/test": int(test["n_predictions"].max() or 0),
         "findings": dg.MetadataValue.md(findings),
-        "test_at_20": table_md(shown.sort("ranking", "recall", descending=[False, True])),
+        f"test_at_{k}": table_md(comparison.headline(table)),
         "chart": dg.MetadataValue.md(plots.markdown_image(chart, f"test Recall@{k} per variant and model")),
     }

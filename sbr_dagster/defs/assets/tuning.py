@@ -189,22 +189,18 @@ def tuned_findings_asset(definitions: tuple[str, ...], models: tuple[str, ...]) 
                 defaults[definition] = tuple(frames[-1]["model"].unique().to_list())
             ranks[definition] = pl.concat(frames, how="vertical_relaxed")
         table = comparison.comparison_frame(metrics)
-        on_timeline = all((m["protocol"] == streams.TIMELINE).all() for m in metrics.values())
+        on_timeline = streams.all_on_timeline(metrics)
         asked = tuning.tuning_questions(list(definitions), models, defaults)
         found = comparison.paired_findings(ranks, targets, asked) if on_timeline and asked else NO_FINDINGS
         context.log.info(
             f"tuning findings: {found.height} paired findings over {len(definitions)} definitions"
         )
-        test = table.filter(
-            (pl.col("split") == "test") & (pl.col("k") == SELECTION_K) & (pl.col("slice") == "all")
-        )
-        shown = test.select("variant", "model", "ranking", "recall", "recall_ci_low", "recall_ci_high", "mrr")
         return table_output(
             found,
             {
                 "findings": dg.MetadataValue.md(findings_markdown(found) if on_timeline else NOT_PAIRED),
                 "paired_with_defaults": sorted(defaults),
-                f"test_at_{SELECTION_K}": table_md(shown.sort("ranking", "recall", descending=[False, True])),
+                f"test_at_{SELECTION_K}": table_md(comparison.headline(table)),
             },
         )
 

@@ -31,6 +31,9 @@ class GRU4RecConfig(ModelConfig):
     layers: tuple[int, ...] = (100,)  # GRU widths, first to last
     embedding_dim: int = 0  # 0: one-hot item input (GRU4Rec's default)
     rating_dim: int = 0  # 0: ratings unused; > 0: a rating embedding joins the item input
+    # 0: times unused; > 0: the gap since the session's previous event (sbr_dagster.data.gaps) joins
+    # the item input, and the gap before a target shifts the output it is scored from
+    gap_dim: int = 0
     tied_embeddings: bool = False  # output layer scores items with the input embedding
     dropout_embedding: float = 0.0  # on the item input
     dropout_hidden: float = 0.3  # on each GRU layer's output (next layer's input / the output layer's)
@@ -72,6 +75,8 @@ class GRU4RecConfig(ModelConfig):
             )
         if min(self.bptt_steps, self.epochs, self.steps_per_call) < 1:
             raise ValueError("bptt_steps, epochs and steps_per_call must be >= 1")
+        if min(self.rating_dim, self.gap_dim, self.embedding_dim) < 0:
+            raise ValueError("embedding_dim, rating_dim and gap_dim must be >= 0 (0: unused)")
         if self.batch_size < 0:
             raise ValueError(f"batch_size must be >= 1 (0: chosen from the data), not {self.batch_size}")
 
@@ -95,6 +100,7 @@ class GRU4RecConfig(ModelConfig):
             "layers": list(self.layers),
             "embedding_dim": self.embedding_dim,
             "rating_dim": self.rating_dim,
+            "gap_dim": self.gap_dim,
             "tied_embeddings": self.tied_embeddings,
             "dropout_embedding": self.dropout_embedding,
             "dropout_hidden": self.dropout_hidden,

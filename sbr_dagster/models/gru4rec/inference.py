@@ -29,27 +29,35 @@ def _rank_chunk_fn(network: GRU4RecNetwork):
     """The compiled ranking call of ``network``: GRU steps in a graph loop, then one batched scoring."""
     cells, flags, states = network.chunk_signature()
 
-    def rank_chunk(inputs, targets, reset, mask, ratings, states):
+    def rank_chunk(inputs, targets, reset, mask, ratings, gaps, target_gaps, states):
         outputs = tf.TensorArray(tf.float32, size=tf.shape(inputs)[0])
         for t in tf.range(tf.shape(inputs)[0]):
-            output, states = network.advance(inputs[t], states, reset[t], ratings[t], False)
-            outputs = outputs.write(t, output)
+            output, states = network.advance(inputs[t], states, reset[t], ratings[t], gaps[t])
+            outputs = outputs.write(t, network.before_target(output, target_gaps[t]))
         scores = network.score_all(tf.boolean_mask(outputs.stack(), mask))
         return states, target_ranks(scores, tf.boolean_mask(targets, mask), xp=ops)
 
-    return tf.function(rank_chunk, input_signature=[cells, cells, flags, flags, cells, states])
+    return tf.function(rank_chunk, input_signature=[cells, cells, flags, flags, cells, cells, cells, states])
 
 
 def rank_sessions(
-    network: GRU4RecNetwork, sessions: Sessions, *, use_ratings: bool, batch_size: int = EVAL_BATCH
+    network: GRU4RecNetwork,
+    sessions: Sessions,
+    *,
+    ratings: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
+    batch_size: int = EVAL_BATCH,
 ) -> np.ndarray:
     """Rank of every prediction's target among all items, in prediction order.
 
-    Each session starts from a zero hidden state.
+    Each session starts from a zero hidden state. ``ratings`` and ``gaps`` (per event) are given
+    when the network reads them.
     """
     items, offsets = sessions.items, sessions.offsets
     schedule = session_parallel(offsets, batch_size, items=items, order="time")
-    rating_cells = cell_values(sessions.ratings if use_ratings else None, schedule.events)
+    rating_cells = cell_values(ratings, schedule.events)
+    gap_cells = cell_values(gaps, schedule.events)
+    target_gap_cells = cell_values(gaps, np.where(schedule.mask, schedule.events + 1, -1))
     positions = prediction_positions(schedule.events, offsets)
     rank_chunk = _rank_chunk_fn(network)
     ranks = np.zeros(sessions.n_predictions, dtype=np.int64)
@@ -58,7 +66,7 @@ def rank_sessions(
         rows = (slice(begin, end), slice(0, width))
         states, chunk = rank_chunk(
             schedule.inputs[rows], schedule.targets[rows], schedule.reset[rows], schedule.mask[rows],
-            rating_cells[rows], [h[:width] for h in states],
+            rating_cells[rows], gap_cells[rows], target_gap_cells[rows], [h[:width] for h in states],
         )  # fmt: skip
         ranks[positions[rows][schedule.mask[rows]]] = chunk.numpy()
     return ranks
@@ -72,21 +80,24 @@ def _last_states_fn(network: GRU4RecNetwork):
         for t in tf.range(tf.shape(inputs)[0]):
             _, stepped = network.step(inputs[t], states, ratings[t], training=False)
             states = [tf.where(live[t][:, None], new, old) for new, old in zip(stepped, states, strict=True)]
-        return network.score_all(states[-1])
+        return network.score_all(states[-1])  # gaps unknown: a history carries no times
 
     return tf.function(last_states, input_signature=[cells, cells, flags, states])
 
 
-def score_histories(network: GRU4RecNetwork, histories: Sessions, *, use_ratings: bool) -> np.ndarray:
-    """Next-item scores [n, n_items] after feeding each history from a zero state."""
+def score_histories(
+    network: GRU4RecNetwork, histories: Sessions, *, ratings: np.ndarray | None = None
+) -> np.ndarray:
+    """Next-item scores [n, n_items] after feeding each history from a zero state (no times, so a
+    network reading gaps reads none: bucket 0)."""
     lengths = np.diff(histories.offsets)
     steps = int(lengths.max(initial=0))
     live = np.arange(steps)[:, None] < lengths[None, :]
     inputs = np.zeros((steps, histories.n_sessions), dtype=np.int32)
     rating_cells = np.zeros_like(inputs)
     inputs.T[live.T] = histories.items
-    if use_ratings:
-        rating_cells.T[live.T] = histories.ratings
+    if ratings is not None:
+        rating_cells.T[live.T] = ratings
     scores = _last_states_fn(network)(
         inputs, rating_cells, live, network.initial_states(histories.n_sessions)
     )
@@ -98,21 +109,27 @@ def _replay_chunk_fn(network: GRU4RecNetwork):
     """Replay steps of a chunk: reset, keep the state of every cell to be predicted, then consume."""
     cells, flags, states = network.chunk_signature()
 
-    def replay_chunk(inputs, ratings, reset, feed, predict, states):
+    def replay_chunk(inputs, ratings, gaps, reset, feed, predict, states):
         outputs = tf.TensorArray(tf.float32, size=tf.shape(inputs)[0])
         for t in tf.range(tf.shape(inputs)[0]):
             keep = tf.cast(~reset[t], tf.float32)[:, None]
             states = [h * keep for h in states]
-            outputs = outputs.write(t, states[-1])  # what the model knows before this event
-            _, stepped = network.step(inputs[t], states, ratings[t], training=False)
+            # What the model knows before this event (and how long ago its session's last one was).
+            outputs = outputs.write(t, network.before_target(states[-1], gaps[t]))
+            _, stepped = network.step(inputs[t], states, ratings[t], gaps[t], training=False)
             states = [tf.where(feed[t][:, None], new, old) for new, old in zip(stepped, states, strict=True)]
         return states, network.score_all(tf.boolean_mask(outputs.stack(), predict))
 
-    return tf.function(replay_chunk, input_signature=[cells, cells, flags, flags, flags, states])
+    return tf.function(replay_chunk, input_signature=[cells, cells, cells, flags, flags, flags, states])
 
 
 def replay_ranks(
-    network: GRU4RecNetwork, stream: Replay, *, use_ratings: bool, batch_size: int = EVAL_BATCH
+    network: GRU4RecNetwork,
+    stream: Replay,
+    *,
+    ratings: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
+    batch_size: int = EVAL_BATCH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks of ``stream``'s targets among all candidates and among those not rated before.
 
@@ -126,7 +143,8 @@ def replay_ranks(
     live = schedule.events >= 0
     at = np.maximum(schedule.events, 0)
     reset, feed, predict = (live & flags[at] for flags in (stream.session_start, stream.feed, stream.target))
-    rating_cells = cell_values(stream.ratings if use_ratings else None, schedule.events)
+    rating_cells = cell_values(ratings, schedule.events)
+    gap_cells = cell_values(gaps, schedule.events)
     targets = stream.target_events
     ranks = np.zeros(targets.size, dtype=np.int64), np.zeros(targets.size, dtype=np.int64)
     replay_chunk = _replay_chunk_fn(network)
@@ -134,8 +152,8 @@ def replay_ranks(
     for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
         rows = (slice(begin, end), slice(0, width))
         states, scores = replay_chunk(
-            schedule.inputs[rows], rating_cells[rows], reset[rows], feed[rows], predict[rows],
-            [h[:width] for h in states],
+            schedule.inputs[rows], rating_cells[rows], gap_cells[rows], reset[rows], feed[rows],
+            predict[rows], [h[:width] for h in states],
         )  # fmt: skip
         events = schedule.events[rows][predict[rows]]  # row-major, as boolean_mask takes them
         if events.size == 0:

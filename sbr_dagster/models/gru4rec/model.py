@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sbr_dagster.data import gaps
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
 from sbr_dagster.models.base import AfterEpoch, Log
@@ -38,17 +39,25 @@ class GRU4Rec(KerasModel):
     def rank(self, sessions: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import rank_sessions
 
-        return rank_sessions(self._fitted(), sessions, use_ratings=self._uses_ratings)
+        return rank_sessions(
+            self._fitted(), sessions, ratings=sessions.ratings if self._uses_ratings else None,
+            gaps=gaps.session_gaps(sessions) if self.config.gap_dim else None,
+        )  # fmt: skip
 
     def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
         from sbr_dagster.models.gru4rec.inference import replay_ranks
 
-        return replay_ranks(self._fitted(), stream, use_ratings=self._uses_ratings)
+        return replay_ranks(
+            self._fitted(), stream, ratings=stream.ratings if self._uses_ratings else None,
+            gaps=gaps.replay_gaps(stream) if self.config.gap_dim else None,
+        )  # fmt: skip
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import score_histories
 
-        return score_histories(self._fitted(), histories, use_ratings=self._uses_ratings)
+        return score_histories(
+            self._fitted(), histories, ratings=histories.ratings if self._uses_ratings else None
+        )
 
     @classmethod
     def network_class(cls) -> type:

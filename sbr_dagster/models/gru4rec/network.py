@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from sbr_dagster.data.gaps import N_GAPS
 from sbr_dagster.models.gru4rec.config import N_RATINGS, GRU4RecConfig
 
 
@@ -37,6 +38,7 @@ class GRU4RecNetwork(keras.Model):
         layers=(100,),
         embedding_dim: int = 0,
         rating_dim: int = 0,
+        gap_dim: int = 0,
         tied_embeddings: bool = False,
         dropout_embedding: float = 0.0,
         dropout_hidden: float = 0.0,
@@ -47,6 +49,7 @@ class GRU4RecNetwork(keras.Model):
         self.widths = tuple(int(w) for w in layers)
         self.embedding_dim = int(embedding_dim)
         self.rating_dim = int(rating_dim)
+        self.gap_dim = int(gap_dim)
         self.tied_embeddings = bool(tied_embeddings)
         self.dropout_embedding = float(dropout_embedding)
         self.dropout_hidden = float(dropout_hidden)
@@ -65,6 +68,16 @@ class GRU4RecNetwork(keras.Model):
             )
             self.rating_kernel = self.add_weight(
                 shape=(rating_dim, 3 * first), initializer="glorot_uniform", name="rating_kernel"
+            )
+        if gap_dim:
+            # The gap before an input event joins its gates; the gap before a target shifts the output
+            # it is scored from (zero at first: no gap changes anything until training says so).
+            self.gap_table = self.add_weight(shape=(N_GAPS, gap_dim), initializer="uniform", name="gap_table")
+            self.gap_kernel = self.add_weight(
+                shape=(gap_dim, 3 * first), initializer="glorot_uniform", name="gap_kernel"
+            )
+            self.gap_output = self.add_weight(
+                shape=(N_GAPS, self.widths[-1]), initializer="zeros", name="gap_output"
             )
         self.kernels, self.recurrent_kernels, self.biases = [], [], []
         inputs = [self.item_dim, *self.widths[:-1]]
@@ -94,6 +107,7 @@ class GRU4RecNetwork(keras.Model):
             "layers": list(self.widths),
             "embedding_dim": self.embedding_dim,
             "rating_dim": self.rating_dim,
+            "gap_dim": self.gap_dim,
             "tied_embeddings": self.tied_embeddings,
             "dropout_embedding": self.dropout_embedding,
             "dropout_hidden": self.dropout_hidden,
@@ -106,8 +120,9 @@ class GRU4RecNetwork(keras.Model):
     def initial_states(self, batch: int) -> list:
         return [ops.zeros((batch, width)) for width in self.widths]
 
-    def step(self, items, states, ratings=None, training: bool = False):
-        """Feed one item per row: returns (output fed to the scorer, new hidden states)."""
+    def step(self, items, states, ratings=None, gaps=None, training: bool = False):
+        """Feed one item per row (with its rating and gap bucket, where the network reads them):
+        returns (output fed to the scorer, new hidden states)."""
         x = self.embedding_drop(_rows(self.item_table, items), training=training)
         new_states = []
         for i, (state, kernel) in enumerate(zip(states, self.kernels, strict=True)):
@@ -115,9 +130,18 @@ class GRU4RecNetwork(keras.Model):
             if i == 0 and self.rating_dim and ratings is not None:
                 rating = _rows(self.rating_table, ops.cast(ratings, "int32"))
                 gates_x = gates_x + ops.matmul(rating, self.rating_kernel)
+            if i == 0 and self.gap_dim and gaps is not None:
+                gap = _rows(self.gap_table, ops.cast(gaps, "int32"))
+                gates_x = gates_x + ops.matmul(gap, self.gap_kernel)
             new_states.append(_gru_cell(gates_x, state, self.recurrent_kernels[i], self.biases[i]))
             x = self.hidden_drop[i](new_states[-1], training=training)
         return x, new_states
+
+    def before_target(self, output, gaps):
+        """The output a target is scored from, knowing the gap bucket before it (as is, without gaps)."""
+        if not self.gap_dim or gaps is None:
+            return output
+        return output + _rows(self.gap_output, ops.cast(gaps, "int32"))
 
     def score_all(self, output):
         """Scores of every item, [batch, n_items]."""
@@ -128,10 +152,10 @@ class GRU4RecNetwork(keras.Model):
         vectors = _rows(self.item_vectors, item_ids)
         return ops.matmul(output, ops.transpose(vectors)) + _rows(self.output_bias, item_ids)
 
-    def advance(self, items, states, reset, ratings, training: bool = False):
+    def advance(self, items, states, reset, ratings, gaps=None, training: bool = False):
         """One step for every slot, each hidden state zeroed first where ``reset`` starts a session."""
         keep = tf.cast(~reset, tf.float32)[:, None]
-        return self.step(items, [h * keep for h in states], ratings, training=training)
+        return self.step(items, [h * keep for h in states], ratings, gaps, training=training)
 
     def chunk_signature(self):
         """``tf.function`` specs of a chunk: [steps, slots] int cells, bool flags, and the states."""
@@ -141,11 +165,13 @@ class GRU4RecNetwork(keras.Model):
         return cells, flags, states
 
     def call(self, inputs, training: bool = False):
-        """inputs: {"items": [B], "states": [[B, width], ...], optional "ratings": [B]}."""
+        """inputs: {"items": [B], "states": [[B, width], ...], optional "ratings", "gaps" (of the
+        fed items) and "target_gaps" (of what comes next): [B]}."""
         output, states = self.step(
-            inputs["items"], list(inputs["states"]), inputs.get("ratings"), training=training
-        )
-        return self.score_all(output), states
+            inputs["items"], list(inputs["states"]), inputs.get("ratings"), inputs.get("gaps"),
+            training=training,
+        )  # fmt: skip
+        return self.score_all(self.before_target(output, inputs.get("target_gaps"))), states
 
 
 def _rows(table, ids):

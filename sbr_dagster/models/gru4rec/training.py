@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.data.gaps import session_gaps
 from sbr_dagster.models.base import AfterEpoch, Log, Verdict
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
@@ -53,6 +54,7 @@ def train_network(
     trainer = _Trainer(network, config, train.item_support(n_items))
     rng = np.random.default_rng(config.seed)
     ratings = train.ratings if config.rating_dim else None
+    gaps = session_gaps(train) if config.gap_dim else None
     batch_size = config.batch_for(len(train.items))
     log(f"GRU4Rec on {device_name()}: {len(train.items):,} train events, {n_items:,} items, batch "
         f"{batch_size}, {config}")  # fmt: skip
@@ -64,7 +66,7 @@ def train_network(
             train.offsets, batch_size, items=train.items, order=config.order, seed=rng,
             start_times=train.start_times,
         )  # fmt: skip
-        loss = trainer.run_epoch(schedule, ratings, rng)
+        loss = trainer.run_epoch(schedule, ratings, gaps, rng)
         seconds = time.perf_counter() - tick
         row = {
             "epoch": epoch,
@@ -101,7 +103,7 @@ class _Trainer:
         cells, flags, states = model.chunk_signature()
         self.train_chunk = tf.function(
             self._train_chunk,
-            input_signature=[cells, cells, flags, flags, cells, cells, states],
+            input_signature=[cells, cells, flags, flags, cells, cells, cells, cells, states],
         )
 
     def _loss(self, output, targets, mask, negatives):
@@ -116,18 +118,24 @@ class _Trainer:
             losses = _bpr_max(self.model, output, targets, mask, negatives, self.config.bpreg)
         return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
-    def _train_chunk(self, inputs, targets, reset, mask, ratings, negatives, states):
-        """One update per window of ``bptt_steps`` steps; the chunk holds a whole number of windows."""
+    def _train_chunk(self, inputs, targets, reset, mask, ratings, gaps, target_gaps, negatives, states):
+        """One update per window of ``bptt_steps`` steps; the chunk holds a whole number of windows.
+
+        ``gaps`` are the gap buckets of the fed events, ``target_gaps`` those of their targets."""
         window = self.config.bptt_steps
         total = tf.constant(0.0)
         for i in tf.range(tf.shape(inputs)[0] // window):
             rows = slice(i * window, (i + 1) * window)
-            items, resets, rates = inputs[rows], reset[rows], ratings[rows]
+            items, resets, rates, fed_gaps, next_gaps = (
+                cells[rows] for cells in (inputs, reset, ratings, gaps, target_gaps)
+            )
             with tf.GradientTape() as tape:
                 outputs = []
                 for t in range(window):  # unrolled: gradients flow back through the window's steps
-                    output, states = self.model.advance(items[t], states, resets[t], rates[t], True)
-                    outputs.append(output)
+                    output, states = self.model.advance(
+                        items[t], states, resets[t], rates[t], fed_gaps[t], training=True
+                    )
+                    outputs.append(self.model.before_target(output, next_gaps[t]))
                 live = tf.reshape(mask[rows], [-1])
                 loss = self._loss(tf.concat(outputs, 0), tf.reshape(targets[rows], [-1]), live, negatives[i])
             self.optimizer.apply(tape.gradient(loss, self.variables))
@@ -142,19 +150,36 @@ class _Trainer:
         picked = np.searchsorted(self.sample_cdf, draws, side="right")
         return np.minimum(picked, len(self.sample_cdf) - 1).astype(np.int32)
 
-    def run_epoch(self, schedule: Schedule, ratings: np.ndarray | None, rng: np.random.Generator) -> float:
-        """Train on every step of ``schedule``; returns the mean loss per event."""
+    def run_epoch(
+        self,
+        schedule: Schedule,
+        ratings: np.ndarray | None,
+        gaps: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> float:
+        """Train on every step of ``schedule`` (with each event's rating and gap bucket, when the
+        network reads them); returns the mean loss per event."""
         window = self.config.bptt_steps
         steps = -(-self.config.steps_per_call // window) * window
         states = self.model.initial_states(schedule.inputs.shape[1])
         rating_cells = cell_values(ratings, schedule.events)
+        gap_cells = cell_values(gaps, schedule.events)
+        target_gap_cells = cell_values(gaps, np.where(schedule.mask, schedule.events + 1, -1))
         total = 0.0
         for begin, end, width in chunks(schedule, steps=steps):
             # Only the epoch's last chunk can end inside a window: pad it with masked steps.
             pad = ((0, -(end - begin) % window), (0, 0))
             cells = [
                 np.pad(values[begin:end, :width], pad)
-                for values in (schedule.inputs, schedule.targets, schedule.reset, schedule.mask, rating_cells)
+                for values in (
+                    schedule.inputs,
+                    schedule.targets,
+                    schedule.reset,
+                    schedule.mask,
+                    rating_cells,
+                    gap_cells,
+                    target_gap_cells,
+                )
             ]
             states, loss = self.train_chunk(
                 *cells, self._negatives(len(cells[0]) // window, rng), [h[:width] for h in states]
