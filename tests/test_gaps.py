@@ -47,8 +47,11 @@ def test_session_gaps_are_zero_at_a_start_and_the_bucket_of_the_time_since_the_e
         assert found[begin] == 0
         for e in range(begin + 1, end):
             assert found[e] == gaps.bucket(np.array([sessions.timestamps[e] - sessions.timestamps[e - 1]]))[0]
+    # Without times: one sitting, each event right after the one before.
     untimed = Sessions(sessions.items, sessions.offsets, sessions.ratings)
-    np.testing.assert_array_equal(gaps.session_gaps(untimed), np.zeros(len(sessions.items)))
+    expected = np.full(len(sessions.items), gaps.SAME_SITTING)
+    expected[sessions.offsets[:-1]] = 0
+    np.testing.assert_array_equal(gaps.session_gaps(untimed), expected)
 
 
 def test_replay_gaps_count_from_the_last_fed_event_of_the_session():
@@ -61,10 +64,15 @@ def test_replay_gaps_count_from_the_last_fed_event_of_the_session():
             gaps.bucket(np.array([stream.timestamps[event] - stream.timestamps[fed[-1]]]))[0] if fed else 0
         )
         assert found[event] == expected, event
-    # A split's sessions as a stream (every event fed): the training rule.
+    # A split's sessions as a stream (every event fed): the training rule, with times or without.
     sessions = sessions_with_times(1)
+    untimed = Sessions(sessions.items, sessions.offsets, sessions.ratings)
+    for case in (sessions, untimed):
+        np.testing.assert_array_equal(
+            gaps.replay_gaps(timeline.Replay.of_sessions(case)), gaps.session_gaps(case)
+        )
     np.testing.assert_array_equal(
-        gaps.replay_gaps(timeline.Replay.of_sessions(sessions)), gaps.session_gaps(sessions)
+        gaps.next_gaps(Sessions.of_histories([[1, 2], [], [3]])), [gaps.SAME_SITTING, 0, gaps.SAME_SITTING]
     )
 
 
@@ -94,6 +102,19 @@ def test_a_gru_reading_gaps_ranks_as_a_step_by_step_reference():
     np.testing.assert_array_equal(model.rank_replay(timeline.Replay.of_sessions(sessions))[0], ranks)
     untimed = Sessions(sessions.items, sessions.offsets, sessions.ratings)
     assert not np.array_equal(model.rank(untimed), ranks)  # the gaps are read, not ignored
+    # Scores for whole histories (sbr recommend): the same steps, then the next event's bucket.
+    histories = Sessions(
+        sessions.items[:5], np.array([0, 2, 5]), sessions.ratings[:5], None, sessions.timestamps[:5]
+    )
+    scores = model.score_next(histories)
+    code = gaps.session_gaps(histories)
+    for h, (begin, end) in enumerate([(0, 2), (2, 5)]):
+        states = model.network.initial_states(1)
+        for e in range(begin, end):
+            at = slice(e, e + 1)
+            output, states = model.network.step(histories.items[at], states, histories.ratings[at], code[at])
+        expected = model.network.score_all(model.network.before_target(output, np.array([gaps.SAME_SITTING])))
+        np.testing.assert_allclose(scores[h], np.asarray(expected)[0], rtol=1e-5, atol=1e-5)
 
 
 def returning_viewers(seed: int, n_sessions: int, n_items: int = 10) -> Sessions:

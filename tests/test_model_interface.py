@@ -59,7 +59,9 @@ def test_rank_covers_every_prediction_with_a_valid_rank(fitted):
 def test_rank_is_the_rule_applied_to_score_next_of_every_prefix(fitted):
     """Both ways a model answers (ranking for evaluation, scores for recommendations) agree."""
     model, _ = fitted
-    test = walk(10, 3)
+    timed = walk(10, 3)
+    # A history carries no times (``sbr recommend``), so the sessions ranked here carry none either.
+    test = Sessions(timed.items, timed.offsets, timed.ratings)
     session, event = prediction_index(test.offsets)
     prefixes = Sessions.of_histories(
         [test.items[test.offsets[s] : e] for s, e in zip(session, event, strict=True)],

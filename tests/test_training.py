@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sbr_dagster.data import gaps
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.evaluation import metrics
 from sbr_dagster.models.base import SessionModel
@@ -29,15 +30,21 @@ def as_sessions(items, offsets, ratings=None) -> Sessions:
 
 
 def rank_sessions(network, items, offsets, *, batch_size=512, ratings=None):
+    """Ranks as the model ranks untimed sessions: gap buckets of one sitting, when the network reads them."""
     sessions = as_sessions(items, offsets, ratings)
     return inference.rank_sessions(
-        network, sessions, ratings=None if ratings is None else sessions.ratings, batch_size=batch_size
-    )
+        network, sessions, ratings=None if ratings is None else sessions.ratings,
+        gaps=gaps.session_gaps(sessions) if network.gap_dim else None, batch_size=batch_size,
+    )  # fmt: skip
 
 
 def score_histories(network, histories, ratings=None):
     sessions = Sessions.of_histories(histories, ratings)
-    return inference.score_histories(network, sessions, ratings=None if ratings is None else sessions.ratings)
+    return inference.score_histories(
+        network, sessions, ratings=None if ratings is None else sessions.ratings,
+        gaps=gaps.session_gaps(sessions) if network.gap_dim else None,
+        next_gaps=gaps.next_gaps(sessions) if network.gap_dim else None,
+    )  # fmt: skip
 
 
 def fit_gru(items, offsets, n_items, config, *, valid=None, train_ratings=None, log=None):
@@ -68,13 +75,15 @@ def cycle_sessions(n_sessions, n_items, seed):
 
 def reference_ranks(model, items, offsets, ratings=None):
     """Ranks computed one session and one event at a time, eagerly, from the model's scores."""
+    sitting = gaps.session_gaps(as_sessions(items, offsets)) if model.gap_dim else None
     ranks = []
     for s in range(len(offsets) - 1):
         states = model.initial_states(1)
         for e in range(offsets[s], offsets[s + 1] - 1):
             rating = None if ratings is None else ratings[e : e + 1]
-            output, states = model.step(items[e : e + 1], states, rating)
-            scores = np.asarray(model.score_all(output))
+            fed, next_gap = (None, None) if sitting is None else (sitting[e : e + 1], sitting[e + 1 : e + 2])
+            output, states = model.step(items[e : e + 1], states, rating, fed)
+            scores = np.asarray(model.score_all(model.before_target(output, next_gap)))
             ranks.append(target_ranks(scores, items[e + 1 : e + 2])[0])
     return np.array(ranks)
 
@@ -117,14 +126,17 @@ def test_score_histories_continue_from_a_zero_state():
     items, offsets = random_sessions(4, 10, seed=3)
     model = build_model(10, GRU4RecConfig(layers=(5, 3), embedding_dim=4), seed=3)
     histories = [items[offsets[s] : offsets[s + 1]] for s in range(4)] + [np.array([], dtype=np.int32)]
+    model.gap_output.assign(np.random.default_rng(3).normal(size=model.gap_output.shape).astype("float32"))
     scores = score_histories(model, histories)
     assert scores.shape == (5, 10)
     for history, row in zip(histories, scores, strict=True):
         states = model.initial_states(1)
         output = states[-1]
-        for item in history:
-            output, states = model.step(np.array([item]), states)
-        np.testing.assert_allclose(row, np.asarray(model.score_all(output))[0], rtol=1e-5, atol=1e-5)
+        for i, item in enumerate(history):  # one sitting: the first event opens it
+            output, states = model.step(np.array([item]), states, None, np.array([min(i, gaps.SAME_SITTING)]))
+        following = np.array([gaps.SAME_SITTING if len(history) else 0])
+        expected = model.score_all(model.before_target(output, following))
+        np.testing.assert_allclose(row, np.asarray(expected)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_learns_a_deterministic_next_item():

@@ -76,30 +76,39 @@ def rank_sessions(
 def _last_states_fn(network: GRU4RecNetwork):
     cells, flags, states = network.chunk_signature()
 
-    def last_states(inputs, ratings, live, states):
+    def last_states(inputs, ratings, gaps, live, next_gaps, states):
         for t in tf.range(tf.shape(inputs)[0]):
-            _, stepped = network.step(inputs[t], states, ratings[t], training=False)
+            _, stepped = network.step(inputs[t], states, ratings[t], gaps[t], training=False)
             states = [tf.where(live[t][:, None], new, old) for new, old in zip(stepped, states, strict=True)]
-        return network.score_all(states[-1])  # gaps unknown: a history carries no times
+        return network.score_all(network.before_target(states[-1], next_gaps))
 
-    return tf.function(last_states, input_signature=[cells, cells, flags, states])
+    gaps = tf.TensorSpec([None], tf.int32)
+    return tf.function(last_states, input_signature=[cells, cells, cells, flags, gaps, states])
 
 
 def score_histories(
-    network: GRU4RecNetwork, histories: Sessions, *, ratings: np.ndarray | None = None
+    network: GRU4RecNetwork,
+    histories: Sessions,
+    *,
+    ratings: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
+    next_gaps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Next-item scores [n, n_items] after feeding each history from a zero state (no times, so a
-    network reading gaps reads none: bucket 0)."""
+    """Next-item scores [n, n_items] after feeding each history from a zero state (``gaps`` per event,
+    ``next_gaps`` per history: the bucket before the event to come, when the network reads them)."""
     lengths = np.diff(histories.offsets)
     steps = int(lengths.max(initial=0))
     live = np.arange(steps)[:, None] < lengths[None, :]
     inputs = np.zeros((steps, histories.n_sessions), dtype=np.int32)
-    rating_cells = np.zeros_like(inputs)
+    rating_cells, gap_cells = np.zeros_like(inputs), np.zeros_like(inputs)
     inputs.T[live.T] = histories.items
     if ratings is not None:
         rating_cells.T[live.T] = ratings
+    if gaps is not None:
+        gap_cells.T[live.T] = gaps
+    following = np.zeros(histories.n_sessions, np.int32) if next_gaps is None else next_gaps.astype(np.int32)
     scores = _last_states_fn(network)(
-        inputs, rating_cells, live, network.initial_states(histories.n_sessions)
+        inputs, rating_cells, gap_cells, live, following, network.initial_states(histories.n_sessions)
     )
     return np.asarray(scores)
 

@@ -55,9 +55,12 @@ class GRU4Rec(KerasModel):
     def score_next(self, histories: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import score_histories
 
+        timed = self.config.gap_dim > 0
         return score_histories(
-            self._fitted(), histories, ratings=histories.ratings if self._uses_ratings else None
-        )
+            self._fitted(), histories, ratings=histories.ratings if self._uses_ratings else None,
+            gaps=gaps.session_gaps(histories) if timed else None,
+            next_gaps=gaps.next_gaps(histories) if timed else None,
+        )  # fmt: skip
 
     @classmethod
     def network_class(cls) -> type:
