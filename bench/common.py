@@ -18,7 +18,13 @@ def data_dir(script: str) -> Path:
 
 
 def timeline_variant(directory: Path, definition_name: str, part: str = "test"):
-    """``(train sessions, stream of part, n_items)`` of one definition on the timeline protocol, built
+    """``(train sessions, stream of part, n_items)`` of one definition on the timeline protocol."""
+    train, streams, n_items = timeline_streams(directory, definition_name, (part,))
+    return train, streams[part], n_items
+
+
+def timeline_streams(directory: Path, definition_name: str, parts: tuple[str, ...] = ("valid", "test")):
+    """``(train sessions, {part: stream}, n_items)`` of one definition on the timeline protocol, built
     by the pipeline's own functions (defaults: min_item_support 5, min_session_length 2)."""
     from sbr_dagster.data import cleansing, parsing, sessions, timeline
     from sbr_dagster.data.arrays import Sessions
@@ -33,7 +39,7 @@ def timeline_variant(directory: Path, definition_name: str, part: str = "test"):
     split = timeline.split_by_timeline(
         cleansed, ratings, candidates, targets, cuts, gap=definition.gap, min_session_length=2
     )
-    stream = timeline.split_streams(
-        ratings, candidates, targets, cuts, gap=definition.gap, min_rating=None, parts=(part,)
-    )[part]
-    return Sessions.of(split.train, candidates), stream, candidates.height
+    streams = timeline.split_streams(
+        ratings, candidates, targets, cuts, gap=definition.gap, min_rating=None, parts=parts
+    )
+    return Sessions.of(split.train, candidates), streams, candidates.height
