@@ -58,11 +58,12 @@ def target_contexts(stream: timeline.Replay) -> Sessions:
 
 def without_seen(scores: np.ndarray, stream: timeline.Replay) -> np.ndarray:
     """``scores`` of the stream's targets with every movie the viewer rated before (other than the
-    target itself) at -inf: what ranking among the unseen means, one target at a time."""
+    target itself) at NaN, which never counts against a target, not even one the model itself scored
+    -inf: what ranking among the unseen means, one target at a time."""
     masked = scores.astype(np.float64, copy=True)
     events = stream.target_events
     for row, event in enumerate(events):
         user = np.searchsorted(stream.offsets, event, side="right") - 1
         seen = set(stream.items[stream.offsets[user] : event].tolist()) - {-1, int(stream.items[event])}
-        masked[row, sorted(seen)] = -np.inf
+        masked[row, sorted(seen)] = np.nan
     return masked

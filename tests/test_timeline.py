@@ -146,6 +146,30 @@ def test_seen_mask_equals_a_brute_force_lookup_for_targets_in_any_order():
         assert set(np.flatnonzero(mask[row]).tolist()) == seen, (row, event)
 
 
+def test_session_seen_mask_holds_only_what_the_current_session_fed():
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(1, 30, 40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(offsets[-1])
+    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, 12, n)).astype(np.int32)
+    starts, feed = rng.random(n) < 0.15, (items >= 0) & (rng.random(n) < 0.8)
+    stream = timeline.Replay(
+        items=items, offsets=offsets, session_start=starts, feed=feed,
+        target=np.zeros(n, bool), ratings=np.full(n, 4, np.int8),
+    )  # fmt: skip
+    events = rng.permutation(np.flatnonzero(items >= 0))[: n // 2]
+    mask = timeline.session_seen_mask(stream, events, 12)
+    for row, event in enumerate(events):
+        user_begin = offsets[np.searchsorted(offsets, event, side="right") - 1]
+        begin = max([user_begin, *np.flatnonzero(starts[: event + 1]).tolist()])
+        fed = set(items[begin:event][feed[begin:event]].tolist())  # a repeated target is marked too
+        assert set(np.flatnonzero(mask[row]).tolist()) == fed, (row, event)
+    own = np.zeros_like(mask)
+    own[np.arange(events.size), items[events]] = True
+    assert own[mask].any()  # the data repeats movies: some target was fed earlier in its session
+    assert not (mask & ~own & ~timeline.seen_mask(stream, events, 12)).any()  # else the viewer's
+
+
 @pytest.mark.parametrize("name", ["pop", "markov", "sr", "item_knn"])
 @pytest.mark.parametrize(("gap_days", "min_rating"), [(None, None), (2, 4)])
 def test_baseline_replay_ranks_equal_a_brute_force_replay(name, gap_days, min_rating):

@@ -307,3 +307,39 @@ def test_save_and_load_give_the_same_scores(tmp_path):
     np.testing.assert_array_equal(loaded.rank(sessions), model.rank(sessions))
     histories = Sessions.of_histories([items[:4], items[4:6]], [ratings[:4], ratings[4:6]])
     np.testing.assert_allclose(loaded.score_next(histories), model.score_next(histories))
+
+
+def cross_entropy(model, items, offsets, exclude_seen):
+    """Mean softmax cross-entropy of every next event, one session and one event at a time; with
+    ``exclude_seen`` the session's earlier movies (never the target) are left out of the softmax."""
+    losses = []
+    for s in range(len(offsets) - 1):
+        states = model.initial_states(1)
+        for e in range(offsets[s], offsets[s + 1] - 1):
+            output, states = model.step(items[e : e + 1], states)
+            logits = np.asarray(model.score_all(output), dtype=np.float64)[0]
+            target = items[e + 1]
+            if exclude_seen:
+                logits[np.setdiff1d(items[offsets[s] : e + 1], [target])] = -np.inf
+            top = logits.max()
+            losses.append(top + np.log(np.exp(logits - top).sum()) - logits[target])
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_exclude_seen_leaves_the_sessions_earlier_movies_out_of_the_training_softmax(exclude_seen):
+    items, offsets = random_sessions(30, 6, seed=12, min_len=4, max_len=12)  # movies repeat
+    config = GRU4RecConfig(
+        layers=(5,), gap_dim=0, dropout_hidden=0.0, batch_size=4, epochs=1, learning_rate=0.0,
+        exclude_seen=exclude_seen,
+    )  # fmt: skip
+    fit = fit_gru(items, offsets, 6, config, **QUIET)  # a zero rate: the loss of the initial weights
+    expected = cross_entropy(fit.model, items, offsets, exclude_seen)
+    assert fit.history[0]["loss"] == pytest.approx(expected, rel=1e-5)
+    other = cross_entropy(fit.model, items, offsets, not exclude_seen)
+    assert abs(other - expected) > 0.05  # the two losses are told apart on this data
+
+
+def test_exclude_seen_needs_the_full_softmax():
+    with pytest.raises(ValueError, match="exclude_seen works with loss 'cross_entropy' only"):
+        GRU4RecConfig(loss="bpr_max", exclude_seen=True)

@@ -246,11 +246,32 @@ def fed_contexts(stream: Replay) -> FedContexts:
 def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
     """``[len(events), n_items]``: True where the viewer of ``events[r]`` rated that candidate
     before it, whatever the rating, but never for the event's own movie (a repeated target is not
-    excluded from its own ranking). ``events`` are distinct, in any order.
+    excluded from its own ranking). ``events`` are distinct, in any order."""
+    return _earlier_mask(stream.items, stream.offsets, events, n_items, stream.items)
 
-    Each viewer's earlier events give, per movie, the first of the viewer's rows that comes after
+
+def session_seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
+    """What a model was fed before ``events[r]`` in its current session, as ``seen_mask`` marks what
+    the viewer rated: a model that leaves these out knows no more than its own input. Unlike
+    ``seen_mask`` the event's own movie is marked when the session fed it before: a model that rules
+    out repeats has ruled that target out too."""
+    offsets = np.asarray(stream.offsets, dtype=np.int64)
+    starts = np.asarray(stream.session_start, dtype=bool).copy()
+    starts[offsets[:-1][np.diff(offsets) > 0]] = True
+    bounds = np.concatenate([np.flatnonzero(starts), offsets[-1:]])
+    fed = np.where(np.asarray(stream.feed, dtype=bool), stream.items, -1)
+    return _earlier_mask(fed, bounds, events, n_items, np.full(len(fed), -1))
+
+
+def _earlier_mask(
+    items: np.ndarray, offsets: np.ndarray, events: np.ndarray, n_items: int, own: np.ndarray
+) -> np.ndarray:
+    """``[len(events), n_items]``: True where ``items`` (-1: none) holds that candidate earlier in the
+    span of ``offsets`` that ``events[r]`` lies in, but never for the event's own item ``own[events[r]]``.
+
+    Each span's earlier events give, per movie, the first of the span's rows that comes after
     its first rating; a row has seen the movies whose first row is at or before it. The cost is the
-    viewers' histories plus one pass over the matrix, not rows times history (what looking up every
+    spans' histories plus one pass over the matrix, not rows times history (what looking up every
     row's whole history would pay); the pass is a kernel, since NumPy would first gather a row of
     first rows per mask row (8 bytes per cell where the mask has 1, 13x slower on ML-1M).
     """
@@ -259,24 +280,26 @@ def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
         return np.zeros((0, n_items), dtype=bool)
     order = np.argsort(given, kind="stable")
     events = given[order]
-    user = np.searchsorted(stream.offsets, events, side="right") - 1
-    first_row = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
+    span_of = np.searchsorted(offsets, events, side="right") - 1
+    first_row = np.flatnonzero(np.concatenate([[True], span_of[1:] != span_of[:-1]]))
     last_row = np.concatenate([first_row[1:], [events.size]]) - 1
-    begin, end = stream.offsets[user[first_row]], events[last_row]  # each viewer's history span
+    begin, end = offsets[span_of[first_row]], events[last_row]  # what each span's rows may have seen
     lengths = end - begin
     earlier = np.repeat(begin - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    viewer = np.repeat(np.arange(first_row.size), lengths)
-    items = stream.items[earlier]
-    known = items >= 0
+    span = np.repeat(np.arange(first_row.size), lengths)
+    earlier_items = items[earlier]
+    known = earlier_items >= 0
     rows = np.searchsorted(events, earlier[known], side="right")  # the first row after the event
-    # Events ascend, so a (viewer, movie)'s first occurrence has its smallest row.
-    keys, first = np.unique(viewer[known] * n_items + items[known], return_index=True)
+    # Events ascend, so a (span, movie)'s first occurrence has its smallest row.
+    keys, first = np.unique(span[known] * n_items + earlier_items[known], return_index=True)
     seen_from = np.full((first_row.size, n_items), events.size, dtype=np.int64)
     seen_from.flat[keys] = rows[first]
-    row_viewer = np.repeat(np.arange(first_row.size), np.diff(np.concatenate([first_row, [events.size]])))
+    row_span = np.repeat(np.arange(first_row.size), np.diff(np.concatenate([first_row, [events.size]])))
     mask = np.empty((events.size, n_items), dtype=bool)
-    _seen_from_rows(seen_from, row_viewer, mask)
-    mask[np.arange(events.size), stream.items[events]] = False
+    _seen_from_rows(seen_from, row_span, mask)
+    own_items = own[events]
+    known_own = own_items >= 0
+    mask[np.flatnonzero(known_own), own_items[known_own]] = False
     if np.any(order != np.arange(order.size)):
         unsorted = np.empty_like(mask)
         unsorted[order] = mask
@@ -285,10 +308,10 @@ def seen_mask(stream: Replay, events: np.ndarray, n_items: int) -> np.ndarray:
 
 
 @kernel
-def _seen_from_rows(seen_from, row_viewer, mask):
-    """``mask[r, j] = seen_from[row_viewer[r], j] <= r``."""
+def _seen_from_rows(seen_from, row_span, mask):
+    """``mask[r, j] = seen_from[row_span[r], j] <= r``."""
     for row in range(mask.shape[0]):
-        first_rows, out = seen_from[row_viewer[row]], mask[row]
+        first_rows, out = seen_from[row_span[row]], mask[row]
         for item in range(mask.shape[1]):
             out[item] = first_rows[item] <= row
 

@@ -41,6 +41,9 @@ class GRU4RecConfig(ModelConfig):
     dropout_embedding: float = 0.0  # on the item input
     dropout_hidden: float = 0.3  # on each GRU layer's output (next layer's input / the output layer's)
     loss: Literal["cross_entropy", "bpr_max"] = "cross_entropy"  # cross_entropy: softmax over all items
+    # The session's earlier movies leave the training softmax (cross_entropy only) and are never
+    # scored: a viewer does not rate a movie twice, so pushing them down is wasted effort
+    exclude_seen: bool = False
     n_negatives: int = 2048  # bpr_max: popularity-sampled negatives shared by the batch (plus in-batch)
     sample_alpha: float = 0.5  # bpr_max: negatives drawn with probability ~ support ** sample_alpha
     bpreg: float = 1.0  # bpr_max: score regulariser weight
@@ -71,6 +74,8 @@ class GRU4RecConfig(ModelConfig):
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}: use 'epoch' or 'plateau'")
         if self.order not in ("shuffle", "time"):
             raise ValueError(f"unknown order {self.order!r}: use 'shuffle' or 'time'")
+        if self.exclude_seen and self.loss != "cross_entropy":
+            raise ValueError("exclude_seen works with loss 'cross_entropy' only")
         if self.tied_embeddings and self.embedding_dim not in (0, self.layers[-1]):
             raise ValueError(
                 f"tied_embeddings needs embedding_dim 0 or the last layer's width {self.layers[-1]}, "

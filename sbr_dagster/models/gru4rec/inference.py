@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.data.timeline import Replay, seen_mask
+from sbr_dagster.data.timeline import Replay, seen_mask, session_seen_mask
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
 from sbr_dagster.models.ranking import both_ranks, target_ranks
@@ -110,7 +110,7 @@ def score_histories(
     scores = _last_states_fn(network)(
         inputs, rating_cells, gap_cells, live, following, network.initial_states(histories.n_sessions)
     )
-    return np.asarray(scores)
+    return scores.numpy()  # writable: a model may leave movies out
 
 
 @functools.lru_cache(maxsize=4)
@@ -138,13 +138,16 @@ def replay_ranks(
     *,
     ratings: np.ndarray | None = None,
     gaps: np.ndarray | None = None,
+    exclude_seen: bool = False,
     batch_size: int = EVAL_BATCH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks of ``stream``'s targets among all candidates and among those not rated before.
 
     Users' timelines run side by side; a session start resets a slot's state (the user's seen
     movies are not reset: they are the viewer's, not the session's). The scores leave the graph,
-    since the unseen ranking needs each target's own exclusions (``ranking.both_ranks``).
+    since the unseen ranking needs each target's own exclusions (``ranking.both_ranks``). With
+    ``exclude_seen`` the network never scores what its current session fed it
+    (``timeline.session_seen_mask``): they rank last.
     """
     schedule = session_parallel(
         stream.offsets, batch_size, items=np.maximum(stream.items, 0), order="time", every_event=True
@@ -168,6 +171,8 @@ def replay_ranks(
         if events.size == 0:
             continue
         scores, items = scores.numpy(), stream.items[events]
+        if exclude_seen:
+            scores[session_seen_mask(stream, events, scores.shape[1])] = -np.inf
         seen = seen_mask(stream, events, scores.shape[1])
         where = np.searchsorted(targets, events)
         ranks[0][where], ranks[1][where] = both_ranks(scores, items, seen)

@@ -39,6 +39,8 @@ class GRU4Rec(KerasModel):
     def rank(self, sessions: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import rank_sessions
 
+        if self.config.exclude_seen:  # the exclusions need the scores, which replays bring out
+            return self.rank_replay(Replay.of_sessions(sessions))[0]
         return rank_sessions(
             self._fitted(), sessions, ratings=sessions.ratings if self._uses_ratings else None,
             gaps=gaps.session_gaps(sessions) if self.config.gap_dim else None,
@@ -50,17 +52,22 @@ class GRU4Rec(KerasModel):
         return replay_ranks(
             self._fitted(), stream, ratings=stream.ratings if self._uses_ratings else None,
             gaps=gaps.replay_gaps(stream) if self.config.gap_dim else None,
+            exclude_seen=self.config.exclude_seen,
         )  # fmt: skip
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import score_histories
 
         timed = self.config.gap_dim > 0
-        return score_histories(
+        scores = score_histories(
             self._fitted(), histories, ratings=histories.ratings if self._uses_ratings else None,
             gaps=gaps.session_gaps(histories) if timed else None,
             next_gaps=gaps.next_gaps(histories) if timed else None,
         )  # fmt: skip
+        if self.config.exclude_seen:
+            rows = np.repeat(np.arange(histories.n_sessions), np.diff(histories.offsets))
+            scores[rows, histories.items] = -np.inf
+        return scores
 
     @classmethod
     def network_class(cls) -> type:

@@ -30,6 +30,8 @@ from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network
 from sbr_dagster.models.optimizer import SparseOptimizer
 
+EXCLUDED_LOGIT = -1e9  # a movie left out of the softmax: exp() of it is 0 next to any real logit
+
 
 def new_network(n_items: int, config: GRU4RecConfig) -> GRU4RecNetwork:
     """A freshly initialised network; ``config.seed`` fixes its weights and everything after."""
@@ -103,26 +105,31 @@ class _Trainer:
         cells, flags, states = model.chunk_signature()
         self.train_chunk = tf.function(
             self._train_chunk,
-            input_signature=[cells, cells, flags, flags, cells, cells, cells, cells, states],
+            input_signature=[cells, cells, flags, flags, cells, cells, cells, cells, states, flags],
         )
 
-    def _loss(self, output, targets, mask, negatives):
+    def _loss(self, output, targets, mask, negatives, excluded):
         weights = tf.cast(mask, tf.float32)
         if self.config.loss == "cross_entropy":
             # log-sum-exp minus the target's logit: the same loss as TF's fused sparse softmax
             # cross-entropy kernel, but that kernel is single-threaded and took a third of each step.
             logits = self.model.score_all(output)
+            if excluded is not None:  # the session's earlier movies, never the target itself
+                excluded = excluded & (tf.range(self.model.n_items)[None, :] != targets[:, None])
+                logits = tf.where(excluded, EXCLUDED_LOGIT, logits)
             target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
             losses = tf.reduce_logsumexp(logits, axis=1) - target_logits
         else:
             losses = _bpr_max(self.model, output, targets, mask, negatives, self.config.bpreg)
         return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
-    def _train_chunk(self, inputs, targets, reset, mask, ratings, gaps, target_gaps, negatives, states):
+    def _train_chunk(self, inputs, targets, reset, mask, ratings, gaps, target_gaps, negatives, states, seen):
         """One update per window of ``bptt_steps`` steps; the chunk holds a whole number of windows.
 
-        ``gaps`` are the gap buckets of the fed events, ``target_gaps`` those of their targets."""
+        ``gaps`` are the gap buckets of the fed events, ``target_gaps`` those of their targets;
+        ``seen`` marks each slot's movies of its session so far (``[slots, 0]`` when not excluded)."""
         window = self.config.bptt_steps
+        exclude = self.config.exclude_seen
         total = tf.constant(0.0)
         for i in tf.range(tf.shape(inputs)[0] // window):
             rows = slice(i * window, (i + 1) * window)
@@ -130,17 +137,23 @@ class _Trainer:
                 cells[rows] for cells in (inputs, reset, ratings, gaps, target_gaps)
             )
             with tf.GradientTape() as tape:
-                outputs = []
+                outputs, seen_before = [], []
                 for t in range(window):  # unrolled: gradients flow back through the window's steps
                     output, states = self.model.advance(
                         items[t], states, resets[t], rates[t], fed_gaps[t], training=True
                     )
                     outputs.append(self.model.before_target(output, next_gaps[t]))
+                    if exclude:
+                        seen = remember(seen, items[t], resets[t])
+                        seen_before.append(seen)
                 live = tf.reshape(mask[rows], [-1])
-                loss = self._loss(tf.concat(outputs, 0), tf.reshape(targets[rows], [-1]), live, negatives[i])
+                excluded = tf.concat(seen_before, 0) if exclude else None
+                loss = self._loss(
+                    tf.concat(outputs, 0), tf.reshape(targets[rows], [-1]), live, negatives[i], excluded
+                )
             self.optimizer.apply(tape.gradient(loss, self.variables))
             total += loss * tf.reduce_sum(tf.cast(live, tf.float32))
-        return states, total
+        return states, seen, total
 
     def _negatives(self, n_steps: int, rng: np.random.Generator) -> np.ndarray:
         """Popularity-sampled negatives, one set shared by each update's events (none without bpr_max)."""
@@ -161,7 +174,9 @@ class _Trainer:
         network reads them); returns the mean loss per event."""
         window = self.config.bptt_steps
         steps = -(-self.config.steps_per_call // window) * window
-        states = self.model.initial_states(schedule.inputs.shape[1])
+        slots = schedule.inputs.shape[1]
+        states = self.model.initial_states(slots)
+        seen = np.zeros((slots, self.model.n_items if self.config.exclude_seen else 0), dtype=bool)
         rating_cells = cell_values(ratings, schedule.events)
         gap_cells = cell_values(gaps, schedule.events)
         target_gap_cells = cell_values(gaps, np.where(schedule.mask, schedule.events + 1, -1))
@@ -181,11 +196,18 @@ class _Trainer:
                     target_gap_cells,
                 )
             ]
-            states, loss = self.train_chunk(
-                *cells, self._negatives(len(cells[0]) // window, rng), [h[:width] for h in states]
-            )
+            states, seen, loss = self.train_chunk(
+                *cells, self._negatives(len(cells[0]) // window, rng), [h[:width] for h in states],
+                seen[:width],
+            )  # fmt: skip
             total += float(loss)
         return total / max(schedule.n_events, 1)
+
+
+def remember(seen, items, reset):
+    """Each slot's movies of its session after feeding ``items``: forgotten where ``reset`` starts one."""
+    fed = tf.range(tf.shape(seen)[1])[None, :] == items[:, None]
+    return (seen & ~reset[:, None]) | fed
 
 
 def _bpr_max(model, output, targets, mask, negatives, bpreg):
