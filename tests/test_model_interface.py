@@ -9,7 +9,7 @@ import replays
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models import registry
-from sbr_dagster.models.ranking import target_ranks
+from sbr_dagster.models.ranking import replay_ranks, target_ranks
 from sbr_dagster.training import trainer
 
 N_ITEMS = 9
@@ -124,3 +124,22 @@ def test_replay_ranks_are_the_rule_on_score_next_of_each_targets_context(fitted)
     np.testing.assert_array_equal(everything, target_ranks(scores, targets, model.tie_order))
     masked = replays.without_seen(scores, stream)
     np.testing.assert_array_equal(unseen, target_ranks(masked, targets, model.tie_order))
+
+
+def test_replay_scores_score_every_target_once_over_all_candidates(fitted):
+    model, _ = fitted
+    stream = random_replay(6, n_users=9)
+    n = stream.target_events.size
+    rows = []
+    for chunk_rows, scores in model.replay_scores(stream):
+        covered = np.arange(n)[chunk_rows]
+        assert scores.shape == (covered.size, N_ITEMS)
+        rows.append(covered)
+    np.testing.assert_array_equal(np.sort(np.concatenate(rows)), np.arange(n))
+
+
+def test_a_target_no_chunk_scored_is_an_error():
+    stream = random_replay(6)
+    scores = np.zeros((stream.target_events.size, N_ITEMS))
+    with pytest.raises(RuntimeError, match=r"1 of \d+ targets were never scored"):
+        replay_ranks(stream, [(slice(1, None), scores[1:])])

@@ -192,6 +192,9 @@ class ScriptedModel(SessionModel):
     def score_next(self, histories):
         raise NotImplementedError
 
+    def replay_scores(self, stream):
+        raise NotImplementedError
+
     def fit(self, train, n_items, *, after_epoch=None, log=print):
         for epoch in range(1, len(self.recalls) + 1):
             self.epoch = epoch

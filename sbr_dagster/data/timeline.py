@@ -145,6 +145,21 @@ class Replay:
         bootstrap resamples, since one viewer's predictions are not independent."""
         return np.searchsorted(self.offsets, self.target_events, side="right") - 1
 
+    def users(self, first: int, stop: int) -> Replay:
+        """The timelines of users ``first`` up to ``stop`` (positions in ``offsets``) as a stream."""
+        lo, hi = int(self.offsets[first]), int(self.offsets[stop])
+        part = slice(lo, hi)
+        return Replay(
+            items=self.items[part],
+            offsets=self.offsets[first : stop + 1] - lo,
+            session_start=self.session_start[part],
+            feed=self.feed[part],
+            target=self.target[part],
+            ratings=self.ratings[part],
+            timestamps=None if self.timestamps is None else self.timestamps[part],
+            lines=None if self.lines is None else self.lines[part],
+        )
+
     @classmethod
     def of_sessions(cls, sessions: Sessions) -> Replay:
         """Split sessions as a stream (the days and fraction protocols): each session is its own

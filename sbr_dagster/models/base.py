@@ -1,7 +1,8 @@
 """The one interface every model of the study implements, so evaluation, training and serving never branch.
 
 A model is fitted on train ``Sessions``, ranks every next event of other sessions among all items
-(``ranking.target_ranks``), scores the item after arbitrary histories (recommendations), and, when
+(``ranking.target_ranks``), scores every target of a replayed timeline (which ``rank_replay`` ranks
+both ways), scores the item after arbitrary histories (recommendations), and, when
 it has trained weights, saves and loads them. Iterative models report each epoch to the caller's
 ``after_epoch``, which validates, keeps the best state (``snapshot``/``restore``) and may stop them:
 the epoch loop's policy lives in ``sbr_dagster.training``, not in every model.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
+from sbr_dagster.models.ranking import ScoreChunk, replay_ranks
 
 Log = Callable[[str], object]
 
@@ -95,10 +97,17 @@ class SessionModel(ABC):
     def score_next(self, histories: Sessions) -> np.ndarray:
         """Scores ``[n_sessions, n_items]`` of the item following each whole session of ``histories``."""
 
+    @abstractmethod
+    def replay_scores(self, stream: Replay) -> Iterator[ScoreChunk]:
+        """Scores over all candidates of ``stream``'s targets, each from what the model knows before
+        it, replaying each user's timeline (``data.timeline.Replay``): ``(rows, scores)`` chunks,
+        ``rows`` indexing ``stream.target_events``, every target in one chunk. What ``rank_replay``
+        ranks, and what an ensemble combines."""
+
     def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
         """Ranks of ``stream``'s target events among all candidates and among those the viewer has not
-        rated before, replaying each user's timeline (``data.timeline.Replay``)."""
-        raise NotImplementedError(f"{self.name} cannot replay a timeline yet")
+        rated before (``ranking.replay_ranks`` over ``replay_scores``)."""
+        return replay_ranks(stream, self.replay_scores(stream), self.tie_order)
 
     @property
     def epochs(self) -> int:

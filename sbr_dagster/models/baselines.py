@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from sbr_dagster.data import timeline
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
-from sbr_dagster.models.ranking import both_ranks, popularity_order, target_ranks
+from sbr_dagster.models.ranking import ScoreChunk, popularity_order, target_ranks
 
 # Sessions per block of the item x session incidence for item-kNN (~60 MiB at 3.7k items); larger
 # blocks keep the BLAS product efficient.
@@ -58,7 +58,11 @@ class Baseline(SessionModel):
     def rank(self, sessions: Sessions) -> np.ndarray:
         items = np.asarray(sessions.items)
         _, event = prediction_index(sessions.offsets)
-        return self._ranks(items[event - 1], items[event])[0]
+        last_items, targets = items[event - 1], items[event]
+        ranks = np.empty(targets.size, dtype=np.int64)
+        for part in _parts(targets.size):
+            ranks[part] = target_ranks(self.scores(last_items[part]), targets[part], self.tie_order)
+        return ranks
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         """Scores after each history's last item; an empty history has none (no evidence)."""
@@ -66,35 +70,16 @@ class Baseline(SessionModel):
         last = np.where(lengths > 0, histories.items[np.maximum(histories.offsets[1:] - 1, 0)], -1)
         return np.asarray(self.scores(last), dtype=np.float64)
 
-    def rank_replay(self, stream: timeline.Replay) -> tuple[np.ndarray, np.ndarray]:
-        events = stream.target_events
-        fed = timeline.last_fed_before(stream)[events]
+    def replay_scores(self, stream: timeline.Replay) -> Iterator[ScoreChunk]:
+        fed = timeline.last_fed_before(stream)[stream.target_events]
         last_items = np.where(fed >= 0, stream.items[np.maximum(fed, 0)], -1)
-        return self._ranks(
-            last_items,
-            stream.items[events],
-            lambda part, width: timeline.seen_mask(stream, events[part], width),
-        )
+        for part in _parts(last_items.size):
+            yield part, self.scores(last_items[part])
 
-    def _ranks(
-        self,
-        last_items: np.ndarray,
-        targets: np.ndarray,
-        seen: Callable[[slice, int], np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Ranks of ``targets`` after ``last_items``, ``RANK_CHUNK`` at a time; with ``seen`` (a chunk's
-        ``timeline.seen_mask`` of the given width), also the ranks among the unseen."""
-        ranks = np.empty(targets.size, dtype=np.int64)
-        unseen = None if seen is None else np.empty(targets.size, dtype=np.int64)
-        for start in range(0, targets.size, RANK_CHUNK):
-            part = slice(start, start + RANK_CHUNK)
-            scores = self.scores(last_items[part])
-            if unseen is not None and seen is not None:
-                mask = seen(part, scores.shape[1])
-                ranks[part], unseen[part] = both_ranks(scores, targets[part], mask, self.tie_order)
-            else:
-                ranks[part] = target_ranks(scores, targets[part], self.tie_order)
-        return ranks, unseen
+
+def _parts(n: int) -> Iterator[slice]:
+    """``RANK_CHUNK`` predictions at a time."""
+    return (slice(start, start + RANK_CHUNK) for start in range(0, n, RANK_CHUNK))
 
 
 class Popularity(Baseline):

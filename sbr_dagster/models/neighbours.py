@@ -40,7 +40,7 @@ from sbr_dagster.kernels import kernel
 from sbr_dagster.models.base import AfterEpoch, Log, ModelConfig, SessionModel
 from sbr_dagster.models.baselines import Baseline
 from sbr_dagster.models.products import carried_product, dense_product, leading_product
-from sbr_dagster.models.ranking import both_ranks, popularity_order, target_ranks
+from sbr_dagster.models.ranking import ScoreChunk, chunk_ranks, popularity_order, target_ranks
 
 DAY_S = 86_400
 # A chunk of predictions goes dense when the sparse product would touch more than this many
@@ -382,7 +382,7 @@ class SessionKNN(SessionModel):
             times = np.asarray(sessions.timestamps, dtype=np.float64)[event - 1]
         begin = np.asarray(sessions.offsets, dtype=np.int64)[session]
         contexts = _Contexts.of(items, begin, event, times, self.n_items)
-        return self._ranks(contexts, items[event].astype(np.int64))[0]
+        return self._ranks(contexts, items[event].astype(np.int64))
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         """Each whole history is a current session (w2 = 1 for STAN when histories have no times)."""
@@ -398,48 +398,50 @@ class SessionKNN(SessionModel):
             scores[lo:hi] = self._chunk_scores(contexts, lo, hi, dense)
         return scores
 
-    def rank_replay(self, stream: timeline.Replay) -> tuple[np.ndarray, np.ndarray]:
+    def replay_scores(self, stream: timeline.Replay) -> Iterator[ScoreChunk]:
         """A target's current session: the events fed since its session's start (its time: the
         last of them; the target's own time is never read)."""
-        events = stream.target_events
-        fed = timeline.fed_contexts(stream)
-        contexts = _Contexts.of(fed.items, fed.begin, fed.end, fed.times, self.n_items)
-        ranks, unseen = self._ranks(
-            contexts,
-            np.asarray(stream.items)[events].astype(np.int64),
-            lambda lo, hi, width: timeline.seen_mask(stream, events[lo:hi], width),
-        )
-        assert unseen is not None
-        return ranks, unseen
+        contexts = self._replay_contexts(stream)
+        for lo, hi, dense in self._chunks(contexts):
+            yield slice(lo, hi), self._chunk_scores(contexts, lo, hi, dense)
 
-    def _ranks(
-        self,
-        contexts: _Contexts,
-        targets: np.ndarray,
-        seen: Callable[[int, int, int], np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Ranks of ``targets`` (and, with ``seen``, among the unseen), chunks in parallel threads:
-        NumPy and SciPy release the GIL in the heavy loops."""
-        ranks = np.empty(contexts.n, dtype=np.int64)
-        unseen = None if seen is None else np.empty(contexts.n, dtype=np.int64)
+    def rank_replay(self, stream: timeline.Replay) -> tuple[np.ndarray, np.ndarray]:
+        """``replay_scores`` ranked both ways, chunks in parallel threads."""
+        contexts = self._replay_contexts(stream)
+        ranks = np.empty(contexts.n, dtype=np.int64), np.empty(contexts.n, dtype=np.int64)
 
-        def work(chunk: tuple[int, int, bool]) -> None:
-            lo, hi, dense = chunk
+        def work(lo: int, hi: int, dense: bool) -> None:
             scores = self._chunk_scores(contexts, lo, hi, dense)
-            if unseen is not None and seen is not None:
-                mask = seen(lo, hi, scores.shape[1])
-                ranks[lo:hi], unseen[lo:hi] = both_ranks(scores, targets[lo:hi], mask, self.tie_order)
-            else:
-                ranks[lo:hi] = target_ranks(scores, targets[lo:hi], self.tie_order)
+            ranks[0][lo:hi], ranks[1][lo:hi] = chunk_ranks(stream, slice(lo, hi), scores, self.tie_order)
 
+        self._each_chunk(contexts, work)
+        return ranks
+
+    def _replay_contexts(self, stream: timeline.Replay) -> _Contexts:
+        fed = timeline.fed_contexts(stream)
+        return _Contexts.of(fed.items, fed.begin, fed.end, fed.times, self.n_items)
+
+    def _ranks(self, contexts: _Contexts, targets: np.ndarray) -> np.ndarray:
+        """Ranks of ``targets`` among all items."""
+        ranks = np.empty(contexts.n, dtype=np.int64)
+
+        def work(lo: int, hi: int, dense: bool) -> None:
+            scores = self._chunk_scores(contexts, lo, hi, dense)
+            ranks[lo:hi] = target_ranks(scores, targets[lo:hi], self.tie_order)
+
+        self._each_chunk(contexts, work)
+        return ranks
+
+    def _each_chunk(self, contexts: _Contexts, work: Callable[[int, int, bool], None]) -> None:
+        """``work(lo, hi, dense)`` on every chunk, in parallel threads: NumPy and SciPy release the
+        GIL in the heavy loops."""
         chunks = list(self._chunks(contexts))
         if _THREADS == 1 or len(chunks) == 1:
             for chunk in chunks:
-                work(chunk)
+                work(*chunk)
         else:
             with ThreadPoolExecutor(_THREADS) as pool:
-                list(pool.map(work, chunks))
-        return ranks, unseen
+                list(pool.map(lambda chunk: work(*chunk), chunks))
 
     # -- chunking --------------------------------------------------------------------------------
 

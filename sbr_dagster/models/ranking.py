@@ -13,9 +13,14 @@ tested against ``target_ranks``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
+from sbr_dagster.data.timeline import Replay, seen_mask
 from sbr_dagster.kernels import kernel
+
+ScoreChunk = tuple[slice | np.ndarray, np.ndarray]  # (rows of a stream's targets, their scores)
 
 
 def at_or_above(scores, target_scores, ties=None, target_ties=None, *, xp=np):
@@ -72,6 +77,27 @@ def _both_ranks(scores, targets, ties, seen, ranks, unseen):
                     excluded += 1
         ranks[row] = count
         unseen[row] = count - excluded
+
+
+def chunk_ranks(stream: Replay, rows: slice | np.ndarray, scores: np.ndarray, tie_order=None):
+    """Both ranks of the targets ``stream.target_events[rows]`` given their ``scores``."""
+    events = stream.target_events[rows]
+    seen = seen_mask(stream, events, scores.shape[1])
+    return both_ranks(scores, stream.items[events], seen, tie_order)
+
+
+def replay_ranks(
+    stream: Replay, chunks: Iterable[ScoreChunk], tie_order=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of every target of ``stream`` among all candidates and among the unseen, from a model's
+    score ``chunks`` (``SessionModel.replay_scores``); a target no chunk scored is an error."""
+    n = stream.target_events.size
+    ranks, unseen = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for rows, scores in chunks:
+        ranks[rows], unseen[rows] = chunk_ranks(stream, rows, scores, tie_order)
+    if n and ranks.min() < 1:
+        raise RuntimeError(f"{int(np.sum(ranks < 1))} of {n} targets were never scored")
+    return ranks, unseen
 
 
 def popularity_order(popularity: np.ndarray) -> np.ndarray:

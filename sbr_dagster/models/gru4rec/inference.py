@@ -9,16 +9,17 @@ imports TensorFlow: ``model`` imports it when a network is used.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from sbr_dagster.data.arrays import Sessions
-from sbr_dagster.data.timeline import Replay, seen_mask, session_seen_mask
+from sbr_dagster.data.timeline import Replay, session_seen_mask
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
-from sbr_dagster.models.ranking import both_ranks, target_ranks
+from sbr_dagster.models.ranking import target_ranks
 
 EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
 EVAL_BATCH = 512  # sessions side by side while ranking
@@ -132,7 +133,7 @@ def _replay_chunk_fn(network: GRU4RecNetwork):
     return tf.function(replay_chunk, input_signature=[cells, cells, cells, flags, flags, flags, states])
 
 
-def replay_ranks(
+def replay_scores(
     network: GRU4RecNetwork,
     stream: Replay,
     *,
@@ -140,14 +141,12 @@ def replay_ranks(
     gaps: np.ndarray | None = None,
     exclude_seen: bool = False,
     batch_size: int = EVAL_BATCH,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks of ``stream``'s targets among all candidates and among those not rated before.
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Scores of ``stream``'s targets over all candidates, chunk by chunk (rows of its targets).
 
     Users' timelines run side by side; a session start resets a slot's state (the user's seen
-    movies are not reset: they are the viewer's, not the session's). The scores leave the graph,
-    since the unseen ranking needs each target's own exclusions (``ranking.both_ranks``). With
-    ``exclude_seen`` the network never scores what its current session fed it
-    (``timeline.session_seen_mask``): they rank last.
+    movies are not reset: they are the viewer's, not the session's). With ``exclude_seen`` the
+    network never scores what its current session fed it (``timeline.session_seen_mask``): -inf.
     """
     schedule = session_parallel(
         stream.offsets, batch_size, items=np.maximum(stream.items, 0), order="time", every_event=True
@@ -158,7 +157,6 @@ def replay_ranks(
     rating_cells = cell_values(ratings, schedule.events)
     gap_cells = cell_values(gaps, schedule.events)
     targets = stream.target_events
-    ranks = np.zeros(targets.size, dtype=np.int64), np.zeros(targets.size, dtype=np.int64)
     replay_chunk = _replay_chunk_fn(network)
     states = network.initial_states(batch_size)
     for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
@@ -170,10 +168,7 @@ def replay_ranks(
         events = schedule.events[rows][predict[rows]]  # row-major, as boolean_mask takes them
         if events.size == 0:
             continue
-        scores, items = scores.numpy(), stream.items[events]
+        scores = scores.numpy()
         if exclude_seen:
             scores[session_seen_mask(stream, events, scores.shape[1])] = -np.inf
-        seen = seen_mask(stream, events, scores.shape[1])
-        where = np.searchsorted(targets, events)
-        ranks[0][where], ranks[1][where] = both_ranks(scores, items, seen)
-    return ranks
+        yield np.searchsorted(targets, events), scores

@@ -6,6 +6,8 @@ fitted, loaded or asked for scores.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from sbr_dagster.data import gaps
@@ -14,6 +16,7 @@ from sbr_dagster.data.timeline import Replay
 from sbr_dagster.models.base import AfterEpoch, Log
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.models.keras_io import KerasModel
+from sbr_dagster.models.ranking import ScoreChunk
 
 
 class GRU4Rec(KerasModel):
@@ -46,10 +49,10 @@ class GRU4Rec(KerasModel):
             gaps=gaps.session_gaps(sessions) if self.config.gap_dim else None,
         )  # fmt: skip
 
-    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
-        from sbr_dagster.models.gru4rec.inference import replay_ranks
+    def replay_scores(self, stream: Replay) -> Iterator[ScoreChunk]:
+        from sbr_dagster.models.gru4rec.inference import replay_scores
 
-        return replay_ranks(
+        return replay_scores(
             self._fitted(), stream, ratings=stream.ratings if self._uses_ratings else None,
             gaps=gaps.replay_gaps(stream) if self.config.gap_dim else None,
             exclude_seen=self.config.exclude_seen,

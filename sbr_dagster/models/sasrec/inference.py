@@ -9,12 +9,13 @@ over chunks of predictions. This module imports TensorFlow: ``model`` imports it
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from sbr_dagster.data import timeline
-from sbr_dagster.models.ranking import both_ranks, target_ranks
+from sbr_dagster.models.ranking import target_ranks
 from sbr_dagster.models.sasrec.config import SASRecConfig
 from sbr_dagster.models.sasrec.network import SASRecNetwork
 from sbr_dagster.models.sasrec.windows import context_windows, padded_width
@@ -75,29 +76,28 @@ def context_ranks(
     begin: np.ndarray,
     end: np.ndarray,
     targets: np.ndarray,
-    seen=None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Ranks of ``targets`` among all items (and, with ``seen(lo, hi, n_items)``, among the unseen)."""
+) -> np.ndarray:
+    """Ranks of ``targets`` among all items, each after its context ``items[begin:end]``."""
+    ranks = np.zeros(targets.size, dtype=np.int64)
+    for rows, chunk in context_scores(network, config, items, begin, end):
+        ranks[rows] = target_ranks(chunk, targets[rows])
+    return ranks
+
+
+def context_scores(
+    network: SASRecNetwork, config: SASRecConfig, items: np.ndarray, begin: np.ndarray, end: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Scores of every item after each context ``items[begin:end]``, ``SCORE_ROWS`` contexts at a time."""
     states = context_states(network, config, items, begin, end)
     vectors = item_vectors(network).T
-    ranks = np.zeros(targets.size, dtype=np.int64)
-    unseen = None if seen is None else np.zeros(targets.size, dtype=np.int64)
-    for lo in range(0, targets.size, SCORE_ROWS):
-        hi = min(targets.size, lo + SCORE_ROWS)
-        chunk = states[lo:hi] @ vectors
-        if unseen is not None:
-            ranks[lo:hi], unseen[lo:hi] = both_ranks(chunk, targets[lo:hi], seen(lo, hi, chunk.shape[1]))
-        else:
-            ranks[lo:hi] = target_ranks(chunk, targets[lo:hi])
-    return ranks, unseen
+    for lo in range(0, begin.size, SCORE_ROWS):
+        hi = min(begin.size, lo + SCORE_ROWS)
+        yield slice(lo, hi), states[lo:hi] @ vectors
 
 
-def replay_ranks(network: SASRecNetwork, config: SASRecConfig, stream: timeline.Replay):
-    """Each target ranked from the events its session fed before it (``timeline.fed_contexts``)."""
+def replay_scores(
+    network: SASRecNetwork, config: SASRecConfig, stream: timeline.Replay
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Each target scored from the events its session fed before it (``timeline.fed_contexts``)."""
     fed = timeline.fed_contexts(stream)
-    events = stream.target_events
-    ranks, unseen = context_ranks(
-        network, config, fed.items, fed.begin, fed.end, np.asarray(stream.items)[events].astype(np.int64),
-        lambda lo, hi, width: timeline.seen_mask(stream, events[lo:hi], width),
-    )  # fmt: skip
-    return ranks, unseen
+    return context_scores(network, config, fed.items, fed.begin, fed.end)

@@ -6,12 +6,15 @@ fitted, loaded or asked for scores.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from sbr_dagster.data.arrays import Sessions, prediction_index
 from sbr_dagster.data.timeline import Replay
 from sbr_dagster.models.base import AfterEpoch, Log
 from sbr_dagster.models.keras_io import KerasModel
+from sbr_dagster.models.ranking import ScoreChunk
 from sbr_dagster.models.sasrec.config import SASRecConfig
 
 
@@ -37,12 +40,12 @@ class SASRec(KerasModel):
         session, event = prediction_index(sessions.offsets)
         begin = np.asarray(sessions.offsets, dtype=np.int64)[session]
         items = np.asarray(sessions.items, dtype=np.int64)
-        return context_ranks(self._fitted(), self.config, items, begin, event, items[event])[0]
+        return context_ranks(self._fitted(), self.config, items, begin, event, items[event])
 
-    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
-        from sbr_dagster.models.sasrec.inference import replay_ranks
+    def replay_scores(self, stream: Replay) -> Iterator[ScoreChunk]:
+        from sbr_dagster.models.sasrec.inference import replay_scores
 
-        return replay_ranks(self._fitted(), self.config, stream)
+        return replay_scores(self._fitted(), self.config, stream)
 
     def score_next(self, histories: Sessions) -> np.ndarray:
         from sbr_dagster.models.sasrec.inference import context_states, scores
