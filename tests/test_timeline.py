@@ -117,6 +117,16 @@ def test_the_replay_stream_marks_resets_feeds_and_the_shared_targets():
     assert stream.target.tolist() == [False, False, True, True, False, True]
 
 
+def test_some_users_of_a_stream_are_the_stream_of_those_users():
+    rows = [*ROWS, (3, 11, 4, 2), (3, 12, 5, 8)]
+    whole = _stream(rows, gap_days=10, min_rating=3)
+    part = whole.users(1, 3)
+    alone = _stream([r for r in rows if r[0] in (2, 3)], gap_days=10, min_rating=3)
+    for name in ("items", "offsets", "session_start", "feed", "target", "ratings", "timestamps"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(alone, name), err_msg=name)
+    np.testing.assert_array_equal(part.lines, whole.lines[whole.offsets[1] :])  # the same events
+
+
 def test_a_last_item_model_sees_the_last_fed_event_of_the_current_session():
     stream = _stream(ROWS, gap_days=10, min_rating=3)
     assert timeline.last_fed_before(stream).tolist() == [-1, 0, 0, -1, -1, 4]
