@@ -138,17 +138,25 @@ def test_seen_items_are_the_viewers_earlier_candidates_but_never_the_target_itse
     assert list(zip(rows.tolist(), items.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 1)]
 
 
-def test_seen_mask_equals_a_brute_force_lookup_for_targets_in_any_order():
-    rng = np.random.default_rng(7)
+def random_stream(seed: int, *, new_session: float = 0.0, fed: float = 1.0):
+    """40 viewers' timelines over 12 candidates (-1: a movie outside them), with session starts and
+    unfed events at the given rates, and half their candidate events in shuffled order (as the GRU's
+    chunks give them)."""
+    rng = np.random.default_rng(seed)
     lengths = rng.integers(1, 30, 40)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     n = int(offsets[-1])
     items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, 12, n)).astype(np.int32)
     stream = timeline.Replay(
-        items=items, offsets=offsets, session_start=np.zeros(n, bool), feed=items >= 0,
-        target=np.zeros(n, bool), ratings=np.full(n, 4, np.int8),
+        items=items, offsets=offsets, session_start=rng.random(n) < new_session,
+        feed=(items >= 0) & (rng.random(n) < fed), target=np.zeros(n, bool), ratings=np.full(n, 4, np.int8),
     )  # fmt: skip
-    events = rng.permutation(np.flatnonzero(items >= 0))[: n // 2]  # shuffled, as the GRU's chunks are
+    return stream, rng.permutation(np.flatnonzero(items >= 0))[: n // 2]
+
+
+def test_seen_mask_equals_a_brute_force_lookup_for_targets_in_any_order():
+    stream, events = random_stream(7)
+    items, offsets = stream.items, stream.offsets
     mask = timeline.seen_mask(stream, events, 12)
     for row, event in enumerate(events):
         user = np.searchsorted(offsets, event, side="right") - 1
@@ -157,17 +165,8 @@ def test_seen_mask_equals_a_brute_force_lookup_for_targets_in_any_order():
 
 
 def test_session_seen_mask_holds_only_what_the_current_session_fed():
-    rng = np.random.default_rng(11)
-    lengths = rng.integers(1, 30, 40)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    n = int(offsets[-1])
-    items = np.where(rng.random(n) < 0.1, -1, rng.integers(0, 12, n)).astype(np.int32)
-    starts, feed = rng.random(n) < 0.15, (items >= 0) & (rng.random(n) < 0.8)
-    stream = timeline.Replay(
-        items=items, offsets=offsets, session_start=starts, feed=feed,
-        target=np.zeros(n, bool), ratings=np.full(n, 4, np.int8),
-    )  # fmt: skip
-    events = rng.permutation(np.flatnonzero(items >= 0))[: n // 2]
+    stream, events = random_stream(11, new_session=0.15, fed=0.8)
+    items, offsets, starts, feed = stream.items, stream.offsets, stream.session_start, stream.feed
     mask = timeline.session_seen_mask(stream, events, 12)
     for row, event in enumerate(events):
         user_begin = offsets[np.searchsorted(offsets, event, side="right") - 1]
