@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="which trained model of that definition (default: the study's main model, gru4rec)"
     )
     recommend.add_argument(
+        "--tuned",
+        action="store_true",
+        help="use the tuning job's model (<lake>/<definition>/tuned/<model>, settings chosen on "
+        "validation) instead of the main job's",
+    )
+    recommend.add_argument(
         "--history",
         required=True,
         type=_int_list("movie ids"),
@@ -176,7 +182,7 @@ def _recommend(args: argparse.Namespace) -> int:
         raise UsageError("argument --lake: is empty: give the data lake directory, or leave --lake out")
     warnings: list[str] = []
     with _tensorflow_quiet():
-        recommender = load_recommender(args.definition, lake_root=args.lake, model=model)
+        recommender = load_recommender(args.definition, lake_root=args.lake, model=model, tuned=args.tuned)
         recommendations = recommender.recommend(
             args.history,
             args.ratings,
@@ -189,7 +195,7 @@ def _recommend(args: argparse.Namespace) -> int:
         print(f"warning: {message}", file=sys.stderr)
     seen = recommender.movies_of(args.history)["display"].to_list()
     print(f"After: {'; '.join(seen)}")
-    print(f"Next movies ({model} on {args.definition}):")
+    print(f"Next movies ({'tuned ' if args.tuned else ''}{model} on {args.definition}):")
     print(format_table(recommendations))
     return 0
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from trained_lake import DEFINITION, UNSEEN_ID, build_lake, ids
 
 from sbr_dagster import cli
-from sbr_dagster.serving.catalog import load_recommender
+from sbr_dagster.lake import layout
+from sbr_dagster.serving.bundle import load_bundle
+from sbr_dagster.serving.catalog import load_recommender, trained_models
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +104,24 @@ def test_console_script_runs_without_traceback(lake_root):
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and len(done.stdout.splitlines()) == 3 + 10  # no traceback, no TF start-up noise
     assert "Movie" in done.stdout
+
+
+def test_tuned_recommends_with_the_tuning_jobs_model(capsys, lake_root, tmp_path):
+    argv = ["recommend", "--definition", DEFINITION, "--history", ",".join(map(str, ids(3, 4))), "--tuned"]
+    code, out, err = run(capsys, *argv, "--lake", str(lake_root))
+    assert code == 2 and out == ""
+    assert f"no tuned gru4rec model for {DEFINITION}" in err and f"+{DEFINITION}/tuned/gru4rec" in err
+    # A tuned bundle (here a copy of the main job's, with other weights) is the one used.
+    lake = tmp_path / "lake"
+    shutil.copytree(lake_root, lake)
+    tuned = layout.model_dir(lake, layout.tuned_prefix(DEFINITION), "gru4rec")
+    shutil.copytree(layout.model_dir(lake, (DEFINITION,), "gru4rec"), tuned)
+    network = load_bundle(tuned).model.network
+    network.output_bias.assign(np.arange(network.n_items, dtype="float32") * 100)  # the last movie wins
+    network.save(tuned / "model.keras")
+    code, out, err = run(capsys, *argv, "--lake", str(lake))
+    assert code == 0, err
+    assert out.splitlines()[1] == f"Next movies (tuned gru4rec on {DEFINITION}):"
+    last = load_bundle(tuned).item_index.sort("item_idx")["item_id"][-1]
+    assert f"Movie {last}, The" in out.splitlines()[3]  # the tuned model's best, not the main job's
+    assert f"{DEFINITION}/tuned/gru4rec" in trained_models(lake)

@@ -103,21 +103,27 @@ def read_movies_table(lake_root: str | Path) -> pl.DataFrame:
 
 
 def trained_models(lake_root: str | Path) -> list[str]:
-    """``<definition>/<model>`` of every bundle directly under a definition of the lake."""
+    """``<definition>/<model>`` of every bundle directly under a definition of the lake, and
+    ``<definition>/tuned/<model>`` of every tuned one."""
     root = files.as_path(lake_root)
     return sorted(
-        f"{p.parent.parent.name}/{p.parent.name}"
+        str(p.parent.relative_to(root))
         for name in registry.TRAINED
-        for p in root.glob(f"*/{name}/{CONFIG_FILE}")
+        for pattern in (f"*/{name}/{CONFIG_FILE}", f"*/{layout.TUNED}/{name}/{CONFIG_FILE}")
+        for p in root.glob(pattern)
     )
 
 
-def bundle_dir(lake_root: str | Path, definition: str, model: str = registry.PRIMARY) -> Path:
-    """``<lake>/<definition>/<model>``, for a valid definition and trained model, inside the lake."""
+def bundle_dir(
+    lake_root: str | Path, definition: str, model: str = registry.PRIMARY, *, tuned: bool = False
+) -> Path:
+    """``<lake>/<definition>/<model>`` (``tuned``: the tuning job's ``<definition>/tuned/<model>``),
+    for a valid definition and trained model, inside the lake."""
     check_definition(definition)
     check_model(model)
     lake = files.as_path(lake_root)
-    directory = layout.model_dir(lake, (definition,), model)
+    prefix = layout.tuned_prefix(definition) if tuned else (definition,)
+    directory = layout.model_dir(lake, prefix, model)
     if not files.is_remote(lake):
         root, resolved = Path(lake).resolve(), Path(directory).resolve()
         if not resolved.is_relative_to(root):
@@ -138,28 +144,35 @@ def load_recommender(
     lake_root: str | Path | None = None,
     *,
     model: str = registry.PRIMARY,
+    tuned: bool = False,
     model_dir: str | Path | None = None,
 ) -> Recommender:
     """The recommender of ``model`` trained on ``definition``: its bundle plus the movies table.
 
-    ``lake_root`` defaults to ``settings.lake_root()`` (``SBR_DATA_LAKE``); ``model_dir`` overrides
-    the bundle location (e.g. a sweep's model), which is then the caller's choice and not checked
-    against the lake. Without it, ``definition`` and ``model`` must be valid names and the bundle
-    must lie inside the lake.
+    ``tuned`` takes the tuning job's model (trained with the settings chosen on validation) instead
+    of the main job's. ``lake_root`` defaults to ``settings.lake_root()`` (``SBR_DATA_LAKE``);
+    ``model_dir`` overrides the bundle location (e.g. a sweep's model), which is then the caller's
+    choice and not checked against the lake. Without it, ``definition`` and ``model`` must be valid
+    names and the bundle must lie inside the lake.
     """
     lake = files.as_path(lake_root if lake_root is not None else settings.lake_root())
     check_definition(definition)
     check_model(model)
-    directory = files.as_path(model_dir) if model_dir is not None else bundle_dir(lake, definition, model)
+    directory = (
+        files.as_path(model_dir)
+        if model_dir is not None
+        else bundle_dir(lake, definition, model, tuned=tuned)
+    )
     movies = read_movies_table(lake)
     if model_dir is None:
         needed = (CONFIG_FILE, ITEM_INDEX_FILE, *registry.model_class(model).weight_files)
         missing = [name for name in needed if not (directory / name).is_file()]
         if missing:
             what = "no such folder" if not directory.exists() else f"missing {', '.join(missing)}"
+            asset = "/".join((*layout.tuned_prefix(definition), model)) if tuned else f"{definition}/{model}"
             raise InputDataError(
-                f"no trained {model} model for {definition} in {directory} ({what}): train it first with "
-                f"`{launch_command(f'+{definition}/{model}', lake, definition)}`"
+                f"no {'tuned' if tuned else 'trained'} {model} model for {definition} in {directory} "
+                f"({what}): train it first with `{launch_command(f'+{asset}', lake, definition)}`"
                 f"{_trained_hint(lake, none=f'; {lake} has no trained models yet')}"
             )
     try:
