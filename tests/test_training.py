@@ -346,3 +346,22 @@ def test_exclude_seen_leaves_the_sessions_earlier_movies_out_of_the_training_sof
 def test_exclude_seen_needs_the_full_softmax():
     with pytest.raises(ValueError, match="exclude_seen works with loss 'cross_entropy' only"):
         GRU4RecConfig(loss="bpr_max", exclude_seen=True)
+
+
+@pytest.mark.parametrize("batch_size", [2, 512])
+def test_rank_sessions_excluding_seen_movies_ranks_them_last_across_chunks(batch_size, monkeypatch):
+    monkeypatch.setattr(inference, "EVAL_CELLS", 6)  # many chunks: each slot's movies carried across
+    items, offsets = random_sessions(9, 6, seed=13, min_len=4, max_len=10)  # movies repeat
+    model = build_model(6, GRU4RecConfig(layers=(5,), gap_dim=0), seed=13)
+    sessions = as_sessions(items, offsets)
+    ranks = inference.rank_sessions(model, sessions, exclude_seen=True, batch_size=batch_size)
+    expected = []
+    for s in range(len(offsets) - 1):
+        states = model.initial_states(1)
+        for e in range(offsets[s], offsets[s + 1] - 1):
+            output, states = model.step(items[e : e + 1], states)
+            scores = np.asarray(model.score_all(output)).copy()
+            scores[0, items[offsets[s] : e + 1]] = -np.inf  # a repeated target too: ruled out
+            expected.append(target_ranks(scores, items[e + 1 : e + 2])[0])
+    np.testing.assert_array_equal(ranks, expected)
+    assert (ranks == 6).sum() > (rank_sessions(model, items, offsets) == 6).sum()  # repeats ranked last

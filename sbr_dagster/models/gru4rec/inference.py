@@ -18,7 +18,7 @@ from keras import ops
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay, session_seen_mask
 from sbr_dagster.models.gru4rec.batching import cell_values, chunks, prediction_positions, session_parallel
-from sbr_dagster.models.gru4rec.network import GRU4RecNetwork
+from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, remember
 from sbr_dagster.models.ranking import target_ranks
 
 EVAL_CELLS = 4096  # schedule cells ranked per compiled call: bounds the [cells, n_items] score matrix
@@ -26,19 +26,28 @@ EVAL_BATCH = 512  # sessions side by side while ranking
 
 
 @functools.lru_cache(maxsize=4)  # a few networks at most stay alive through their compiled calls
-def _rank_chunk_fn(network: GRU4RecNetwork):
-    """The compiled ranking call of ``network``: GRU steps in a graph loop, then one batched scoring."""
+def _rank_chunk_fn(network: GRU4RecNetwork, exclude_seen: bool):
+    """The compiled ranking call of ``network``: GRU steps in a graph loop, then one batched scoring
+    (with ``exclude_seen``, each cell's session so far scored -inf: ``seen`` is carried like the states)."""
     cells, flags, states = network.chunk_signature()
 
-    def rank_chunk(inputs, targets, reset, mask, ratings, gaps, target_gaps, states):
-        outputs = tf.TensorArray(tf.float32, size=tf.shape(inputs)[0])
-        for t in tf.range(tf.shape(inputs)[0]):
+    def rank_chunk(inputs, targets, reset, mask, ratings, gaps, target_gaps, states, seen):
+        steps = tf.shape(inputs)[0]
+        outputs = tf.TensorArray(tf.float32, size=steps)
+        seen_before = tf.TensorArray(tf.bool, size=steps if exclude_seen else 0)
+        for t in tf.range(steps):
             output, states = network.advance(inputs[t], states, reset[t], ratings[t], gaps[t])
             outputs = outputs.write(t, network.before_target(output, target_gaps[t]))
+            if exclude_seen:
+                seen = remember(seen, inputs[t], reset[t])
+                seen_before = seen_before.write(t, seen)
         scores = network.score_all(tf.boolean_mask(outputs.stack(), mask))
-        return states, target_ranks(scores, tf.boolean_mask(targets, mask), xp=ops)
+        if exclude_seen:
+            scores = tf.where(tf.boolean_mask(seen_before.stack(), mask), -np.inf, scores)
+        return states, seen, target_ranks(scores, tf.boolean_mask(targets, mask), xp=ops)
 
-    return tf.function(rank_chunk, input_signature=[cells, cells, flags, flags, cells, cells, cells, states])
+    signature = [cells, cells, flags, flags, cells, cells, cells, states, flags]
+    return tf.function(rank_chunk, input_signature=signature)
 
 
 def rank_sessions(
@@ -47,12 +56,13 @@ def rank_sessions(
     *,
     ratings: np.ndarray | None = None,
     gaps: np.ndarray | None = None,
+    exclude_seen: bool = False,
     batch_size: int = EVAL_BATCH,
 ) -> np.ndarray:
     """Rank of every prediction's target among all items, in prediction order.
 
     Each session starts from a zero hidden state. ``ratings`` and ``gaps`` (per event) are given
-    when the network reads them.
+    when the network reads them; ``exclude_seen``: the session's earlier movies rank last.
     """
     items, offsets = sessions.items, sessions.offsets
     schedule = session_parallel(offsets, batch_size, items=items, order="time")
@@ -60,14 +70,16 @@ def rank_sessions(
     gap_cells = cell_values(gaps, schedule.events)
     target_gap_cells = cell_values(gaps, np.where(schedule.mask, schedule.events + 1, -1))
     positions = prediction_positions(schedule.events, offsets)
-    rank_chunk = _rank_chunk_fn(network)
+    rank_chunk = _rank_chunk_fn(network, exclude_seen)
     ranks = np.zeros(sessions.n_predictions, dtype=np.int64)
     states = network.initial_states(batch_size)
+    seen = np.zeros((batch_size, network.n_items if exclude_seen else 0), dtype=bool)
     for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
         rows = (slice(begin, end), slice(0, width))
-        states, chunk = rank_chunk(
+        states, seen, chunk = rank_chunk(
             schedule.inputs[rows], schedule.targets[rows], schedule.reset[rows], schedule.mask[rows],
             rating_cells[rows], gap_cells[rows], target_gap_cells[rows], [h[:width] for h in states],
+            seen[:width],
         )  # fmt: skip
         ranks[positions[rows][schedule.mask[rows]]] = chunk.numpy()
     return ranks

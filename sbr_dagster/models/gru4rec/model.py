@@ -42,11 +42,10 @@ class GRU4Rec(KerasModel):
     def rank(self, sessions: Sessions) -> np.ndarray:
         from sbr_dagster.models.gru4rec.inference import rank_sessions
 
-        if self.config.exclude_seen:  # the exclusions need the scores, which replays bring out
-            return self.rank_replay(Replay.of_sessions(sessions))[0]
         return rank_sessions(
             self._fitted(), sessions, ratings=sessions.ratings if self._uses_ratings else None,
             gaps=gaps.session_gaps(sessions) if self.config.gap_dim else None,
+            exclude_seen=self.config.exclude_seen,
         )  # fmt: skip
 
     def replay_scores(self, stream: Replay) -> Iterator[ScoreChunk]:

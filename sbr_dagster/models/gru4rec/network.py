@@ -174,6 +174,13 @@ class GRU4RecNetwork(keras.Model):
         return self.score_all(self.before_target(output, inputs.get("target_gaps"))), states
 
 
+def remember(seen, items, reset):
+    """Each slot's movies of its session (``[slots, n_items]`` booleans) after feeding ``items``:
+    forgotten where ``reset`` starts a session. What ``exclude_seen`` leaves out, in the graph."""
+    fed = tf.range(tf.shape(seen)[1])[None, :] == items[:, None]
+    return (seen & ~reset[:, None]) | fed
+
+
 def _rows(table, ids):
     """``table[ids]`` read as a sparse lookup of the variable, never as a whole-table copy.
 

@@ -27,7 +27,7 @@ from sbr_dagster.models.base import AfterEpoch, Log, Verdict
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
-from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network
+from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network, remember
 from sbr_dagster.models.optimizer import SparseOptimizer
 
 EXCLUDED_LOGIT = -1e9  # a movie left out of the softmax: exp() of it is 0 next to any real logit
@@ -202,12 +202,6 @@ class _Trainer:
             )  # fmt: skip
             total += float(loss)
         return total / max(schedule.n_events, 1)
-
-
-def remember(seen, items, reset):
-    """Each slot's movies of its session after feeding ``items``: forgotten where ``reset`` starts one."""
-    fed = tf.range(tf.shape(seen)[1])[None, :] == items[:, None]
-    return (seen & ~reset[:, None]) | fed
 
 
 def _bpr_max(model, output, targets, mask, negatives, bpreg):
