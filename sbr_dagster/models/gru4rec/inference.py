@@ -73,7 +73,7 @@ def rank_sessions(
     rank_chunk = _rank_chunk_fn(network, exclude_seen)
     ranks = np.zeros(sessions.n_predictions, dtype=np.int64)
     states = network.initial_states(batch_size)
-    seen = np.zeros((batch_size, network.n_items if exclude_seen else 0), dtype=bool)
+    seen = network.initial_seen(batch_size, exclude_seen)
     for begin, end, width in chunks(schedule, cells=EVAL_CELLS):
         rows = (slice(begin, end), slice(0, width))
         states, seen, chunk = rank_chunk(

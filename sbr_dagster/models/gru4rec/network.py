@@ -13,6 +13,7 @@ This module imports TensorFlow: only ``model``'s methods import it, when a netwo
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -119,6 +120,10 @@ class GRU4RecNetwork(keras.Model):
 
     def initial_states(self, batch: int) -> list:
         return [ops.zeros((batch, width)) for width in self.widths]
+
+    def initial_seen(self, batch: int, exclude_seen: bool) -> np.ndarray:
+        """No movie seen yet in any slot (``remember``); ``[batch, 0]`` when nothing is excluded."""
+        return np.zeros((batch, self.n_items if exclude_seen else 0), dtype=bool)
 
     def step(self, items, states, ratings=None, gaps=None, training: bool = False):
         """Feed one item per row (with its rating and gap bucket, where the network reads them):

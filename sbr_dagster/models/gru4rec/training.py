@@ -176,7 +176,7 @@ class _Trainer:
         steps = -(-self.config.steps_per_call // window) * window
         slots = schedule.inputs.shape[1]
         states = self.model.initial_states(slots)
-        seen = np.zeros((slots, self.model.n_items if self.config.exclude_seen else 0), dtype=bool)
+        seen = self.model.initial_seen(slots, self.config.exclude_seen)
         rating_cells = cell_values(ratings, schedule.events)
         gap_cells = cell_values(gaps, schedule.events)
         target_gap_cells = cell_values(gaps, np.where(schedule.mask, schedule.events + 1, -1))
