@@ -58,7 +58,8 @@ def test_blend_ranks_are_the_rule_on_the_weighted_standardised_scores(members, p
     weightings = [(1.0, 0.0, 0.0), (0.5, 0.25, 0.25), (0.0, 0.5, 0.5)]
     ranked = ensemble.blend_ranks(members, weightings, stream, N_ITEMS)
     for weighting in weightings:
-        blend = sum(w * s for w, s in zip(weighting, full, strict=True)).astype(np.float32)
+        # A member with weight 0 takes no part (its -inf, the movies it rules out, included).
+        blend = sum(w * s for w, s in zip(weighting, full, strict=True) if w).astype(np.float32)
         everything, unseen = ranked[weighting]
         np.testing.assert_array_equal(everything, target_ranks(blend, targets))
         np.testing.assert_array_equal(unseen, target_ranks(replays.without_seen(blend, stream), targets))

@@ -80,6 +80,14 @@ def test_include_history_ranks_every_item(recommender):
         recommender.recommend(history, k=N_ITEMS)
 
 
+def test_a_model_that_rules_out_the_history_never_recommends_it(rated):
+    history = ids(0, 1)
+    result = rated.recommend(history, k=N_ITEMS - 2, exclude_history=False)
+    assert sorted(result["item_id"].to_list()) == sorted(set(item_ids().tolist()) - set(history))
+    with pytest.raises(InputDataError, match=f"k <= {N_ITEMS - 2}"):
+        rated.recommend(history, k=N_ITEMS, exclude_history=False)
+
+
 def test_many_histories_score_like_one_at_a_time(recommender):
     histories = [ids(1), ids(7, 8, 9, 10), ids(2, 11)]
     together = recommender.recommend_many(histories, k=3)

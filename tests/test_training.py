@@ -273,9 +273,15 @@ def test_learning_rate_decays_on_plateaus_or_every_epoch(schedule):
 @pytest.mark.parametrize(
     "settings",
     [
-        {"loss": "bpr_max", "n_negatives": 8},
+        {"loss": "bpr_max", "n_negatives": 8, "exclude_seen": False},
         {"optimizer": "adagrad", "learning_rate": 0.05, "momentum": 0.5},
-        {"loss": "bpr_max", "n_negatives": 8, "tied_embeddings": True, "embedding_dim": 0},
+        {
+            "loss": "bpr_max",
+            "n_negatives": 8,
+            "exclude_seen": False,
+            "tied_embeddings": True,
+            "embedding_dim": 0,
+        },
         {"bptt_steps": 1},
         {"bptt_steps": 5, "layers": (16, 8), "embedding_dim": 6},
     ],

@@ -49,8 +49,11 @@ def movies() -> pl.DataFrame:
     )
 
 
-def _train_bundle(directory: Path, rating_dim: int) -> None:
-    model = GRU4Rec(GRU4RecConfig(layers=(8,), rating_dim=rating_dim, batch_size=8, epochs=1, seed=0))
+def _train_bundle(directory: Path, rating_dim: int, exclude_seen: bool) -> None:
+    config = GRU4RecConfig(
+        layers=(8,), rating_dim=rating_dim, exclude_seen=exclude_seen, batch_size=8, epochs=1
+    )
+    model = GRU4Rec(config)
     items, offsets = walk_sessions()
     ratings = np.random.default_rng(1).integers(1, 6, items.size).astype(np.int8)
     model.fit(Sessions(items, offsets, ratings), N_ITEMS, log=lambda _: None)
@@ -65,7 +68,8 @@ _LAKES: dict[int, Path] = {}
 
 
 def build_lake(tmp_path_factory) -> Path:
-    """A lake with the movies table, a plain model (``gap_1h``) and a rating-aware one (``user``).
+    """A lake with the movies table, a plain model that scores every movie (``gap_1h``) and a
+    rating-aware one that rules out the history (``user``, ``exclude_seen`` as by default).
 
     Built once per test session: ``test_cli`` reuses it.
     """
@@ -73,8 +77,8 @@ def build_lake(tmp_path_factory) -> Path:
     if key not in _LAKES:
         root = tmp_path_factory.mktemp("lake")
         lake.write_parquet(movies(), layout.table_path(root, layout.MOVIES))
-        _train_bundle(root / DEFINITION / "gru4rec", rating_dim=0)
-        _train_bundle(root / RATED_DEFINITION / "gru4rec", rating_dim=2)
+        _train_bundle(root / DEFINITION / "gru4rec", rating_dim=0, exclude_seen=False)
+        _train_bundle(root / RATED_DEFINITION / "gru4rec", rating_dim=2, exclude_seen=True)
         _LAKES[key] = root
     return _LAKES[key]
 
