@@ -21,13 +21,14 @@ from seeds import K
 
 def members(args, train, streams, n_items):
     """``{name: fitted model}``: the trained models and the best neighbour method on validation, and
-    each member's own validation Recall@20."""
+    each member's own validation Recall@20 and MRR@20."""
+    from sbr_dagster.evaluation import ensemble
     from sbr_dagster.lake import layout
     from sbr_dagster.models import registry
     from sbr_dagster.serving.bundle import load_bundle
     from sbr_dagster.training import trainer
 
-    fitted, valid = {}, {}
+    fitted = {}
     for name in ("gru4rec", "sasrec"):
         directory = layout.model_dir(args.lake, (args.definition,), name) if args.lake else None
         tick = time.perf_counter()
@@ -38,17 +39,16 @@ def members(args, train, streams, n_items):
             fitted[name] = registry.build(name)
             fit = trainer.fit(fitted[name], train, n_items, streams["valid"], log=lambda _: None)
             how = f"trained, best epoch {fit.best_epoch} of {len(fit.history)}"
-        valid[name] = trainer.validation_scores(fitted[name], streams["valid"])[0]
-        print(f"{name}: {how} ({time.perf_counter() - tick:.0f} s), valid Recall@{K} {valid[name]:.4f}")
-    neighbours = {}
-    for name in args.neighbours.split(","):
-        neighbours[name] = registry.build(name)
-        neighbours[name].fit(train, n_items)
-        valid[name] = trainer.validation_scores(neighbours[name], streams["valid"])[0]
-        print(f"{name}: valid Recall@{K} {valid[name]:.4f}", flush=True)
-    best = max(neighbours, key=valid.get)
+        print(f"{name}: {how} ({time.perf_counter() - tick:.0f} s)")
+    neighbours = {name: registry.build(name) for name in args.neighbours.split(",")}
+    for model in neighbours.values():
+        model.fit(train, n_items)
+    _, alone = ensemble.best_member({**fitted, **neighbours}, streams["valid"])
+    for name, (recall, _) in alone.items():
+        print(f"{name}: valid Recall@{K} {recall:.4f}", flush=True)
+    best = max(neighbours, key=alone.__getitem__)
     fitted[best] = neighbours[best]
-    return fitted, {name: valid[name] for name in fitted}
+    return fitted, {name: alone[name] for name in fitted}
 
 
 def main() -> None:
@@ -71,10 +71,10 @@ def main() -> None:
         print(f"  weights {dict(zip(names, row['weights'], strict=True))}: valid Recall@{K} "
               f"{row['valid_recall_20']:.4f}, unseen {row['valid_unseen_recall_20']:.4f}")  # fmt: skip
     # The best member alone, ranked its own way (a neighbour method keeps its popularity tie order).
-    single = max(own_valid, key=own_valid.get)
+    single = max(own_valid, key=own_valid.__getitem__)
     blend_valid = max(row["valid_recall_20"] for row in rows)
     print(f"chosen_weights={dict(zip(names, chosen, strict=True))} blend_valid_recall={blend_valid:.4f}")
-    print(f"best_single={single} valid_recall={own_valid[single]:.4f}")
+    print(f"best_single={single} valid_recall={own_valid[single][0]:.4f}")
     groups = streams["test"].target_groups
     print(f"test_predictions={groups.size} viewers={len(set(groups.tolist()))}")
     test = ensemble.blend_ranks(fitted, [chosen], streams["test"], n_items)[chosen]

@@ -11,7 +11,7 @@ import replays
 from test_model_interface import N_ITEMS, SMALL, random_replay, walk
 
 from sbr_dagster.evaluation import ensemble
-from sbr_dagster.evaluation.metrics import recall_at
+from sbr_dagster.evaluation.metrics import mrr_at, recall_at
 from sbr_dagster.models import registry
 from sbr_dagster.models.ranking import target_ranks
 from sbr_dagster.training import trainer
@@ -77,3 +77,17 @@ def test_the_chosen_weighting_is_the_best_on_validation(members):
     assert keys[weightings.index(chosen)] == max(keys)
     ranks = ensemble.blend_ranks(members, [chosen], valid, N_ITEMS)[chosen][0]
     assert recall_at(ranks, 20) == max(keys)[0]
+
+
+def test_the_best_member_is_chosen_on_validation_each_ranked_its_own_way(members):
+    valid = random_replay(8, n_users=12)
+    named = dict(zip(("gru4rec", "sr", "pop"), members, strict=True))
+    best, scores = ensemble.best_member(named, valid)
+    for name, model in named.items():
+        ranks = model.rank_replay(valid)[0]
+        assert scores[name] == (recall_at(ranks, 20), mrr_at(ranks, 20))
+    assert scores[best] == max(scores.values())
+    assert len(set(scores.values())) > 1  # the members are told apart
+    # Ties go to the earlier member.
+    twice = {"first": members[1], "second": members[1]}
+    assert ensemble.best_member(twice, valid)[0] == "first"

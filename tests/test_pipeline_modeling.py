@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from pipeline_runs import checks_by_name, run_job
 
+from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation import comparison
 from sbr_dagster.evaluation.metrics_table import METRICS_SCHEMA
 from sbr_dagster.experiments.declarations import parse_experiments
@@ -117,6 +118,56 @@ def test_the_warning_check_says_whether_the_best_trained_model_beats_every_basel
     )
     assert evaluation.passed == beats and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "gap_1h" in evaluation.metadata["margins"].value
+
+
+@pytest.fixture(scope="module")
+def blended(trained, ml1m_like_dir):
+    _, lake_root = trained
+    run_config = {"ops": {"gap_1h__blend": {"config": {"n_bootstrap": 200}}}}
+    result = run_job(
+        "blend", data=ml1m_like_dir, lake_root=lake_root, names=("gap_1h",), run_config=run_config
+    )
+    return result, lake_root
+
+
+def test_the_blend_job_chooses_weights_on_validation_and_tests_the_blend_once(blended):
+    result, lake_root = blended
+    assert result.success
+    metadata = result.asset_materializations_for_node("gap_1h__blend")[0].metadata
+    weights = metadata["weights"].value
+    neighbour = metadata["neighbour"].value
+    # The main job's trained model and the neighbour method best alone on validation.
+    assert list(weights) == [registry.PRIMARY, neighbour] and neighbour in ("sknn", "vsknn", "stan")
+    assert sum(weights.values()) == pytest.approx(1) and min(weights.values()) >= 0
+    alone = metadata["valid_alone"].value
+    assert all(name in alone for name in (registry.PRIMARY, "sknn", "vsknn", "stan"))
+    metrics = pl.read_parquet(layout.table_path(lake_root, ("gap_1h", layout.BLEND)))
+    assert dict(metrics.schema) == METRICS_SCHEMA
+    assert set(metrics["model"]) == {"blend"} and set(metrics["split"]) == {"test"}
+    targets = pl.read_parquet(layout.table_path(lake_root, layout.TARGETS)).filter(pl.col("split") == "test")
+    assert (metrics.filter(pl.col("slice") == "all")["n_predictions"] == targets.height).all()
+    ranks = pl.read_parquet(layout.table_path(lake_root, ("gap_1h", "blend_ranks")))
+    assert ranks.height == targets.height and (ranks["rank_unseen"] <= ranks["rank"]).all()
+
+
+def test_the_blend_is_paired_with_the_member_best_alone_on_validation(blended):
+    result, lake_root = blended
+    metadata = result.asset_materializations_for_node("gap_1h__blend")[0].metadata
+    single = metadata["best_single_on_valid"].value
+    findings = metadata["findings"].value
+    assert "gap_1h/blend" in findings and f"gap_1h/{single}" in findings
+    main = pl.read_parquet(lake_root / "gap_1h" / "ranks.parquet")
+    assert single in set(main["model"])  # its own test ranks, from the main job
+
+
+def test_the_blend_names_a_missing_main_job_and_a_wrong_neighbour(ml1m_like_dir, tmp_path):
+    with pytest.raises(InputDataError, match=r"run the main job first"):
+        run_job("preprocess", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",))
+        run_job("blend", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",))
+    config = {"ops": {"gap_1h__blend": {"config": {"neighbours": ["gru4rec"]}}}}
+    with pytest.raises(InputDataError, match=r"\['gru4rec'\] is not a baseline; name one or more of pop"):
+        run_job("blend", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",), run_config=config)
+    assert not layout.table_path(tmp_path, ("gap_1h", layout.BLEND)).exists()
 
 
 def test_days_protocol_stays_selectable(ml1m_like_dir, tmp_path):

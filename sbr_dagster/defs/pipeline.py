@@ -11,6 +11,7 @@ import dagster as dg
 from sbr_dagster import settings
 from sbr_dagster.data import sessions
 from sbr_dagster.defs.assets import PREPROCESSING_TAGS, source
+from sbr_dagster.defs.assets.blend import blend_asset
 from sbr_dagster.defs.assets.experiments import GROUP as EXPERIMENTS_GROUP
 from sbr_dagster.defs.assets.experiments import experiment_assets, prefix_of
 from sbr_dagster.defs.assets.modeling import modeling_assets
@@ -65,6 +66,7 @@ def build_definitions(
         models = main_models(name)
         assets += modeling_assets(name, trained={m: registry.make_config(m) for m in models})
         checks += evaluation_checks.evaluation_checks(name, beat_reference=models)
+        assets.append(blend_asset(name, models))
     checks.append(evaluation_checks.trained_beats_baselines())
     if experiments:
         assets += experiment_assets(experiments)
@@ -115,6 +117,12 @@ def build_definitions(
                 selection=dg.AssetSelection.groups(layout.TUNING),
                 description="Search each model's settings on validation (search_space.yaml), then fit "
                 "the tuned model and test it once; the splits must exist (the preprocess job).",
+            ),
+            dg.define_asset_job(
+                "blend",
+                selection=dg.AssetSelection.groups(layout.BLEND),
+                description="Blend each definition's trained models with its best neighbour method, "
+                "weights chosen on validation, tested once; the main job's models and ranks must exist.",
             ),
             dg.define_asset_job(
                 "sweep",

@@ -11,7 +11,8 @@ every weighting is ranked on the same standardised scores.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from sbr_dagster.models.ranking import both_ranks
 PART_TARGETS = 8192  # targets scored per part: each member's [part, n_items] scores stay in memory
 
 Weights = tuple[float, ...]
+Scores = tuple[float, float]  # validation Recall@20, then MRR@20 (the trainer's selection rule)
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
@@ -106,3 +108,26 @@ def choose_weights(
         key=lambda i: (rows[i][f"valid_recall_{SELECTION_K}"], rows[i][f"valid_mrr_{SELECTION_K}"], -i),
     )
     return tuple(rows[best]["weights"]), rows
+
+
+def best_member(members: Mapping[str, SessionModel], valid: Replay) -> tuple[str, dict[str, Scores]]:
+    """The member with the best validation Recall@20 (then MRR@20; then the earlier member), each
+    ranked its own way (a neighbour method keeps its popularity tie order), and every member's scores."""
+    scores = {}
+    for name, model in members.items():
+        ranks = model.rank_replay(valid)[0]
+        scores[name] = (recall_at(ranks, SELECTION_K), mrr_at(ranks, SELECTION_K))
+    return max(scores, key=scores.__getitem__), scores
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A chosen weighting of fitted members that ranks a replay like a model (``rank_replay``), so the
+    evaluation's tables and paired findings take it as one."""
+
+    members: tuple[SessionModel, ...]
+    weights: Weights
+    n_items: int
+
+    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]:
+        return blend_ranks(self.members, [self.weights], stream, self.n_items)[self.weights]

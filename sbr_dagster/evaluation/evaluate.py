@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -18,7 +19,13 @@ import polars as pl
 from sbr_dagster.data.timeline import LIKED, Replay
 from sbr_dagster.evaluation.metrics import DEFAULT_KS
 from sbr_dagster.evaluation.metrics_table import RANKINGS, SLICES, metrics_frame
-from sbr_dagster.models.base import SessionModel
+
+
+class Ranker(Protocol):
+    """What ``evaluate`` needs of a model: both ranks of a stream's targets (every ``SessionModel``,
+    and a blend of them)."""
+
+    def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]: ...
 
 RANKS_SCHEMA = {
     "split": pl.String,
@@ -47,7 +54,7 @@ def target_ids(stream: Replay) -> np.ndarray:
 
 
 def evaluate(
-    models: Mapping[str, SessionModel],
+    models: Mapping[str, Ranker],
     splits: Mapping[str, Replay],
     *,
     definition: str,

@@ -33,6 +33,7 @@ EXPERIMENTS = "experiments"
 LEADERBOARD: Key = (EXPERIMENTS, "leaderboard")
 TUNING = "tuning"  # per definition: <definition>/tuning/<model> (trials), <definition>/tuned/<model>
 TUNED = "tuned"
+BLEND = "blend"  # per definition: <definition>/blend (its test metrics), <definition>/blend_ranks
 # The shared test of every variant (data.timeline): cut times, candidates, targets, and the
 # comparison of every variant's predictions of them.
 TIMELINE = "timeline"

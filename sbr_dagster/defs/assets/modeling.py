@@ -88,6 +88,21 @@ def variant_streams(
     )  # fmt: skip
 
 
+def trained_bundles(
+    lake: DataLake, prefix: layout.Key, names: tuple[str, ...], definition: str, item_index: pl.DataFrame
+) -> dict[str, bundle.ModelBundle]:
+    """The saved bundles of ``names`` under ``prefix``; one trained on another split of the definition
+    is an error that says what to re-train (its scores would index other movies)."""
+    bundles = {name: bundle.load_bundle(lake.model_dir(prefix, name)) for name in names}
+    for name, loaded in bundles.items():
+        if not loaded.item_index.sort("item_idx").equals(item_index.sort("item_idx")):
+            raise InputDataError(
+                f"{'/'.join([*prefix, name])} was trained on another split of {definition} (its item "
+                f"index differs); re-train it: {launch_hint('/'.join([*prefix, name]))}"
+            )
+    return bundles
+
+
 def training_asset(
     definition: str, model: str, defaults: ModelConfig, *, prefix: layout.Key, group: str, description: str
 ) -> dg.AssetsDefinition:
@@ -204,13 +219,7 @@ def modeling_assets(
         cuts: pl.DataFrame,
         targets: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
-        bundles = {name: bundle.load_bundle(lake.model_dir(prefix, name)) for name in trained}
-        for name, loaded in bundles.items():
-            if not loaded.item_index.sort("item_idx").equals(item_index.sort("item_idx")):
-                raise InputDataError(
-                    f"{'/'.join([*prefix, name])} was trained on another split of {definition} (its item "
-                    f"index differs); re-train it: {launch_hint('/'.join([*prefix, name]))}"
-                )
+        bundles = trained_bundles(lake, prefix, tuple(trained), definition, item_index)
         models = {name: loaded.model for name, loaded in bundles.items()}
         train_sessions = Sessions.of(train, item_index)
         for name in baseline_names:
