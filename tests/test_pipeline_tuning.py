@@ -3,13 +3,18 @@
 import json
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 from pipeline_runs import resources_for
 
+from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.defs.assets.tuning import best_trial_bundle
 from sbr_dagster.defs.pipeline import build_definitions
+from sbr_dagster.experiments import tuning
 from sbr_dagster.experiments.search_space import parse_search_space
 from sbr_dagster.lake import layout
+from sbr_dagster.serving.bundle import load_bundle
 
 SPACE = {
     "budget": {"trials": 2, "wall_s": 600},
@@ -80,3 +85,34 @@ def test_the_tune_job_pairs_every_tuned_structure_with_every_other_tuned_model(t
     metadata = result.asset_materializations_for_node("tuning__findings")[0].metadata
     assert metadata["paired_with_defaults"].value == []  # the main job has not run in this lake
     assert "sasrec_tuned" in metadata["findings"].value
+
+
+def test_the_tuned_model_is_the_best_trials_fitted_model_not_trained_again(tuned):
+    result, lake_root = tuned
+    trials = pl.read_parquet(layout.table_path(lake_root, layout.tuning_key("gap_1h", "sasrec")))
+    kept = load_bundle(
+        layout.model_dir(lake_root, ("gap_1h", layout.TUNING), layout.best_trial_model("sasrec"))
+    )
+    assert kept.summary["trial"] == tuning.best_trial(trials)["trial"]
+    metadata = result.asset_materializations_for_node("gap_1h__tuned__sasrec")[0].metadata
+    assert metadata["refitted"].value is False
+    assert result.asset_materializations_for_node("gap_1h__tuned__sr")[0].metadata["refitted"].value is True
+    saved = load_bundle(layout.model_dir(lake_root, layout.tuned_prefix("gap_1h"), "sasrec"))
+    assert saved.history.equals(kept.history) and saved.config == kept.config
+    histories = Sessions.of_histories([np.array([0, 1, 2]), np.array([3])])
+    np.testing.assert_array_equal(saved.model.score_next(histories), kept.model.score_next(histories))
+
+
+def test_a_kept_model_of_another_search_is_not_taken(tuned):
+    _, lake_root = tuned
+    directory = layout.model_dir(lake_root, ("gap_1h", layout.TUNING), layout.best_trial_model("sasrec"))
+    trials = pl.read_parquet(layout.table_path(lake_root, layout.tuning_key("gap_1h", "sasrec")))
+    settings = tuning.best_settings(trials, parse_search_space(SPACE, "space.yaml").of("sasrec"))
+    items = load_bundle(directory).item_index
+    assert best_trial_bundle(directory, trials, settings, items) is not None
+    # Another search's scores, other settings, another item index: trained again instead.
+    other_scores = trials.with_columns(pl.col("valid_mrr_20") * 0.5)
+    assert best_trial_bundle(directory, other_scores, settings, items) is None
+    assert best_trial_bundle(directory, trials, {**settings, "dim": 8}, items) is None
+    assert best_trial_bundle(directory, trials, settings, items.with_columns(pl.col("support") + 1)) is None
+    assert best_trial_bundle(lake_root / "nowhere", trials, settings, items) is None

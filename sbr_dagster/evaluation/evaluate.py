@@ -27,6 +27,7 @@ class Ranker(Protocol):
 
     def rank_replay(self, stream: Replay) -> tuple[np.ndarray, np.ndarray]: ...
 
+
 RANKS_SCHEMA = {
     "split": pl.String,
     "model": pl.String,

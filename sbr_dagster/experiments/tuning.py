@@ -6,7 +6,9 @@ them on test (Recall@20 0.150 vs 0.161 on `user`).
 
 Every trial trains (or fits) the model on the train sessions and scores it on the validation
 stream only, with the selection metric the trainer picks epochs by (Recall@20 among all
-candidates, MRR@20 breaking ties); test targets are never read. A trial of an iterative model
+candidates, MRR@20 breaking ties); test targets are never read. Whenever a trial is the best so far,
+``keep`` gets its fitted model, so the tuned model need not be trained again (same settings, same
+seed, same data: the same model on CPU). A trial of an iterative model
 reports each epoch's validation Recall@20, and one below the median of earlier trials at the same
 epoch stops there. Same seed, same data: the same trials (TPE is seeded, training is on CPU).
 """
@@ -27,7 +29,10 @@ from sbr_dagster.errors import InputDataError
 from sbr_dagster.evaluation.comparison import Question
 from sbr_dagster.experiments.search_space import Parameter, SearchSpace
 from sbr_dagster.models import registry
+from sbr_dagster.models.base import SessionModel
 from sbr_dagster.training import trainer
+
+Keep = Callable[[int, SessionModel, trainer.Training, tuple[float, float]], object]
 
 TRIAL_COLUMNS = ("trial", "state", "valid_recall_20", "valid_mrr_20", "epochs_run", "best_epoch", "seconds")
 
@@ -92,8 +97,10 @@ def tune(
     seed: int = 0,
     base_settings: dict[str, Any] | None = None,
     log: Callable[[str], object] = print,
+    keep: Keep | None = None,
 ) -> Tuning:
-    """Search ``space``'s ranges for ``model`` (``base_settings`` under every trial's choices)."""
+    """Search ``space``'s ranges for ``model`` (``base_settings`` under every trial's choices);
+    ``keep(trial, fitted model, fit, (recall, mrr))`` whenever a trial is the best so far."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -110,6 +117,7 @@ def tune(
         study.enqueue_trial(first)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    best_so_far = (-math.inf, -math.inf)
 
     def objective(trial) -> float:
         settings = {**(base_settings or {}), **{p.name: p.suggest(trial) for p in parameters}}
@@ -144,6 +152,10 @@ def tune(
             epochs_run=len(result.history), best_epoch=result.best_epoch,
         )  # fmt: skip
         log(f"trial {trial.number}: valid Recall@20 {recall:.4f} MRR@20 {mrr:.4f} with {settings}")
+        nonlocal best_so_far
+        if keep is not None and (recall, mrr) > best_so_far:  # best_settings' rule: ties keep the earlier
+            keep(trial.number, fitted, result, (recall, mrr))
+        best_so_far = max(best_so_far, (recall, mrr))
         # Recall first, MRR breaking ties, as the trainer chooses epochs.
         return recall + mrr * 1e-6
 
@@ -167,16 +179,21 @@ def tune(
     )
 
 
+def best_trial(trials: pl.DataFrame) -> dict[str, Any]:
+    """The best complete trial's row: Recall@20, then MRR@20, then the earlier trial."""
+    complete = trials.filter(pl.col("state") == "complete")
+    if complete.height == 0:
+        raise InputDataError("the trials table has no complete trial; run the tuning again")
+    return complete.sort(["valid_recall_20", "valid_mrr_20", "trial"], descending=[True, True, False]).row(
+        0, named=True
+    )
+
+
 def best_settings(trials: pl.DataFrame, parameters: tuple[Parameter, ...]) -> dict[str, Any]:
     """The best complete trial's settings, read back from its trials table (``tune``'s rule)."""
     import json
 
-    complete = trials.filter(pl.col("state") == "complete")
-    if complete.height == 0:
-        raise InputDataError("the trials table has no complete trial; run the tuning again")
-    best = complete.sort(["valid_recall_20", "valid_mrr_20", "trial"], descending=[True, True, False]).row(
-        0, named=True
-    )
+    best = best_trial(trials)
     settings = {}
     for parameter in parameters:
         value = best[parameter.name]

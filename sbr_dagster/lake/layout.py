@@ -70,6 +70,11 @@ def tuning_key(definition: str, model: str) -> Key:
     return (definition, TUNING, model)
 
 
+def best_trial_model(model: str) -> str:
+    """The folder under ``<definition>/tuning`` of the search's best trial's fitted model (a bundle)."""
+    return f"{model}_best_trial"
+
+
 def tuned_prefix(definition: str) -> Key:
     """Where the tuned models of ``definition`` keep their metrics, ranks and bundles."""
     return (definition, TUNED)

@@ -2,8 +2,10 @@
 
 ``<definition>/tuning/<model>`` runs ``experiments.tuning.tune`` on the definition's train split and
 validation stream (the trials table is its value; the best settings, the trials and a plot of the
-search are its metadata). ``<definition>/tuned/<model>`` fits the model with those settings (best
-validation epoch kept), saves its bundle when it has weights, and ranks the test targets once.
+search are its metadata) and keeps the best trial's fitted model beside it (a model with weights).
+``<definition>/tuned/<model>`` takes that model when it is the best trial's of the table it reads (or
+fits the model with those settings, best validation epoch kept), saves its bundle when it has weights,
+and ranks the test targets once.
 The main job never runs these: its models keep their fixed defaults, so its time stays bounded.
 
 No ``from __future__ import annotations`` here: Dagster reads the config class from the annotation.
@@ -36,6 +38,27 @@ FINDINGS: layout.Key = (layout.TUNING, "findings")  # the tuned models' paired v
 NO_FINDINGS = pl.DataFrame(schema={"topic": pl.String, "a": pl.String, "b": pl.String, "sentence": pl.String})
 
 
+BEST_TRIAL = "trial"  # in the kept model's summary: which trial it is
+
+
+def best_trial_bundle(
+    directory, trials: pl.DataFrame, settings: dict, item_index: pl.DataFrame
+) -> bundle.ModelBundle | None:
+    """The search's kept model when it is the best trial of ``trials`` (its number, validation scores
+    and settings) on this item index; None when there is none or it is another search's."""
+    if not (directory / bundle.CONFIG_FILE).exists():
+        return None
+    best = tuning.best_trial(trials)
+    summary = bundle.read_summary(directory)
+    scores = [best["valid_recall_20"], best["valid_mrr_20"]]
+    if summary.get(BEST_TRIAL) != best["trial"] or summary.get("valid_scores") != scores:
+        return None
+    kept = bundle.load_bundle(directory)
+    expected = json.loads(json.dumps(registry.make_config(kept.config["model"], settings).to_dict()))
+    same = json.loads(json.dumps(kept.config["settings"])) == expected
+    return kept if same and kept.item_index.sort("item_idx").equals(item_index.sort("item_idx")) else None
+
+
 class TuningConfig(dg.Config):
     trials: int = 0  # 0: the search space file's budget
     wall_s: float = 0.0  # 0: the file's budget
@@ -45,6 +68,7 @@ class TuningConfig(dg.Config):
 def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.AssetsDefinition]:
     tuning_key = dg.AssetKey(list(layout.tuning_key(definition, model)))
     tuned_prefix = layout.tuned_prefix(definition)
+    search_prefix, best_name = layout.tuning_key(definition, model)[:-1], layout.best_trial_model(model)
     parts = ("train", "valid", layout.ITEM_INDEX)
 
     @dg.asset(
@@ -60,6 +84,7 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
     def tuning_asset(
         context: dg.AssetExecutionContext,
         config: TuningConfig,
+        lake: DataLake,
         preprocessing: PreprocessingSettings,
         train: pl.DataFrame,
         valid: pl.DataFrame,
@@ -72,10 +97,19 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
             preprocessing, definition, {"valid": valid}, item_index=item_index, ratings=ratings,
             cuts=cuts, targets=targets,
         )["valid"]  # fmt: skip
+
+        def keep(trial: int, fitted, fit: trainer.Training, scores: tuple[float, float]) -> None:
+            if fitted.has_weights:
+                summary = {**fit.summary(), BEST_TRIAL: trial, "valid_scores": list(scores)}
+                bundle.save_bundle(
+                    lake.model_dir(search_prefix, best_name), fitted, item_index, definition,
+                    pl.DataFrame(fit.history), summary,
+                )  # fmt: skip
+
         result = tuning.tune(
             model, space, Sessions.of(train, item_index), item_index.height, validation,
             trials=config.trials or None, wall_s=config.wall_s or None, seed=config.seed,
-            log=context.log.info,
+            log=context.log.info, keep=keep,
         )  # fmt: skip
         trials = result.trials
         search = plots.search_png(
@@ -120,19 +154,29 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
         trials: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
         settings = tuning.best_settings(trials, space.of(model))
-        fitted = registry.build(model, settings)
         split = variant_streams(
             preprocessing, definition, {"valid": valid, "test": test}, item_index=item_index,
             ratings=ratings, cuts=cuts, targets=targets,
         )  # fmt: skip
-        fit = trainer.fit(
-            fitted, Sessions.of(train, item_index), item_index.height, split["valid"], log=context.log.info
-        )
+        kept = best_trial_bundle(lake.model_dir(search_prefix, best_name), trials, settings, item_index)
+        if kept is not None:
+            context.log.info(f"{model}: the best trial's fitted model, trial {kept.summary[BEST_TRIAL]}")
+            fitted, history = kept.model, kept.history
+            summary = {k: v for k, v in kept.summary.items() if k not in (BEST_TRIAL, "valid_scores")}
+        else:
+            fitted = registry.build(model, settings)
+            fit = trainer.fit(
+                fitted,
+                Sessions.of(train, item_index),
+                item_index.height,
+                split["valid"],
+                log=context.log.info,
+            )
+            history, summary = pl.DataFrame(fit.history), fit.summary()
         if fitted.has_weights:
             bundle.save_bundle(
-                lake.model_dir(tuned_prefix, model), fitted, item_index, definition,
-                pl.DataFrame(fit.history), fit.summary(),
-            )  # fmt: skip
+                lake.model_dir(tuned_prefix, model), fitted, item_index, definition, history, summary
+            )
         name = tuning.tuned_name(model)
         result = evaluate(
             {name: fitted}, {"test": split["test"]}, definition=definition,
@@ -144,7 +188,8 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
             result.metrics,
             {
                 "settings": dg.MetadataValue.json(json.loads(json.dumps(fitted.config.to_dict()))),
-                **flatten(fit.summary()),
+                **flatten(summary),
+                "refitted": kept is None,
                 **{
                     f"test/{row['ranking']}/recall@{SELECTION_K}": row["recall"]
                     for row in headline.iter_rows(named=True)
