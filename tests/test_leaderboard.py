@@ -6,6 +6,7 @@ import polars as pl
 from sbr_dagster.evaluation import metrics
 from sbr_dagster.experiments import leaderboard
 from sbr_dagster.experiments.declarations import parse_experiments
+from sbr_dagster.models import registry
 
 
 def test_difference_of_a_model_with_itself_is_exactly_zero():
@@ -106,3 +107,25 @@ def test_leaderboard_rows_and_findings():
     assert not found["other_split"]["paired"]
     assert found["other_split"]["verdict"] == "no clear difference"  # 0.17..0.25 vs 0.18..0.22 overlap
     assert "unpaired" in found["other_split"]["sentence"]
+
+
+def test_a_tuned_model_is_compared_with_the_sweeps_experiment_closest_to_its_defaults():
+    experiments = parse_experiments(
+        {
+            "defaults": {"gru4rec": {"epochs": 4}},
+            "experiments": [
+                {"name": "user_layers_2", "definition": "user", "settings": {"layers": [100, 100]}},
+                {"name": "user_default", "definition": "user"},
+                {"name": "user_again", "definition": "user"},
+                {"name": "gap_1h_default", "definition": "gap_1h"},
+            ],
+        },
+        "experiments.yaml",
+    )
+    config = registry.make_config("gru4rec", {"layers": [200], "learning_rate": 0.005})
+    tuned = leaderboard.tuned_experiment("user", "gru4rec", config, experiments)
+    assert (tuned.name, tuned.compare_to, tuned.config) == ("user_gru4rec_tuned", "user_default", config)
+    assert tuned.change == leaderboard.TUNED_CHANGE
+    # No SASRec in the sweep: a row without a comparison.
+    sasrec = leaderboard.tuned_experiment("user", "sasrec", registry.make_config("sasrec"), experiments)
+    assert sasrec.compare_to is None

@@ -161,8 +161,8 @@ def test_the_blend_is_paired_with_the_member_best_alone_on_validation(blended):
 
 
 def test_the_blend_names_a_missing_main_job_and_a_wrong_neighbour(ml1m_like_dir, tmp_path):
+    assert run_job("preprocess", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",)).success
     with pytest.raises(InputDataError, match=r"run the main job first"):
-        run_job("preprocess", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",))
         run_job("blend", data=ml1m_like_dir, lake_root=tmp_path, names=("gap_1h",))
     config = {"ops": {"gap_1h__blend": {"config": {"neighbours": ["gru4rec"]}}}}
     with pytest.raises(InputDataError, match=r"\['gru4rec'\] is not a baseline; name one or more of pop"):

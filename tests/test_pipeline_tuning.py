@@ -6,12 +6,13 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
-from pipeline_runs import resources_for
+from pipeline_runs import resources_for, run_job
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets.tuning import best_trial_bundle
 from sbr_dagster.defs.pipeline import build_definitions
 from sbr_dagster.experiments import tuning
+from sbr_dagster.experiments.declarations import parse_experiments
 from sbr_dagster.experiments.search_space import parse_search_space
 from sbr_dagster.lake import layout
 from sbr_dagster.serving.bundle import load_bundle
@@ -116,3 +117,27 @@ def test_a_kept_model_of_another_search_is_not_taken(tuned):
     assert best_trial_bundle(directory, trials, {**settings, "dim": 8}, items) is None
     assert best_trial_bundle(directory, trials, settings, items.with_columns(pl.col("support") + 1)) is None
     assert best_trial_bundle(lake_root / "nowhere", trials, settings, items) is None
+
+
+def test_the_leaderboard_gets_a_row_for_each_tuned_trained_model(tuned, ml1m_like_dir):
+    _, lake_root = tuned
+    tiny = {"dim": 16, "blocks": 1, "max_len": 50, "epochs": 2}
+    base = {"name": "base_sasrec", "definition": "gap_1h", "model": "sasrec", "settings": tiny}
+    wide = {**base, "name": "wide_sasrec", "settings": {**tiny, "dim": 32}, "compare_to": "base_sasrec"}
+    experiments = parse_experiments({"experiments": [base, wide]}, "experiments.yaml")
+    result = run_job(
+        "sweep", data=ml1m_like_dir, lake_root=lake_root, names=("gap_1h",), experiments=experiments
+    )
+    assert result.success
+    board = pl.read_parquet(layout.table_path(lake_root, layout.LEADERBOARD))
+    row = board.filter(pl.col("experiment") == "gap_1h_sasrec_tuned").row(0, named=True)
+    tuned_metrics = pl.read_parquet(layout.table_path(lake_root, (*layout.tuned_prefix("gap_1h"), "sasrec")))
+    headline = tuned_metrics.filter(pl.col("slice") == "all", pl.col("ranking") == "all", pl.col("k") == 20)
+    assert row["test_recall_20"] == pytest.approx(headline["recall"][0]) and row["model"] == "sasrec"
+    kept = load_bundle(layout.model_dir(lake_root, layout.tuned_prefix("gap_1h"), "sasrec"))
+    assert row["dim"] == kept.config["settings"]["dim"] and row["best_epoch"] == kept.summary["best_epoch"]
+    assert "sr_tuned" not in " ".join(board["experiment"])  # baselines have no tuned bundle: not a sweep row
+    # Compared, paired on the same targets, with the sweep's SASRec closest to the defaults.
+    found = result.asset_materializations_for_node("experiments__leaderboard")[0].metadata["findings"].value
+    assert "gap_1h_sasrec_tuned (settings tuned on validation" in found and "vs base_sasrec" in found
+    assert "paired on the same test predictions" in found

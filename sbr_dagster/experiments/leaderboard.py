@@ -6,6 +6,10 @@ compared paired: the same predictions, a bootstrap of the difference over viewer
 Across different test sets (another definition on the days protocol) there is no pairing, so the
 two intervals are reported side by side and no verdict is claimed unless they do not overlap.
 Each comparison is made on all targets and on liked ones, ranked among all and among unseen movies.
+
+Where the tune job has tested a tuned trained model of a definition the sweep uses, the leaderboard
+gets a row for it too (``tuned_experiment``), compared with the sweep's experiment of the same model
+at its defaults on that definition.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import polars as pl
 from sbr_dagster.evaluation import metrics
 from sbr_dagster.evaluation.metrics_table import CI_COLUMNS
 from sbr_dagster.experiments.declarations import Experiment
+from sbr_dagster.models import registry
+from sbr_dagster.models.base import ModelConfig
 from sbr_dagster.training.trainer import SELECTION_K
 
 K = SELECTION_K  # the cut-off of every verdict: the one epochs and settings are chosen by
@@ -29,6 +35,26 @@ def view_prefix(split: str, ranking: str, slice_name: str) -> str:
 
 def rank_column(ranking: str) -> str:
     return "rank" if ranking == "all" else f"rank_{ranking}"
+
+
+TUNED_CHANGE = "settings tuned on validation (the tune job, the main job's epoch budget)"
+
+
+def tuned_experiment(
+    definition: str, model: str, config: ModelConfig, experiments: list[Experiment]
+) -> Experiment:
+    """The leaderboard's row of the tune job's ``model`` on ``definition``: named
+    ``<definition>_<model>_tuned`` and compared with the sweep's experiment of that model on that
+    definition closest to the model's defaults (the fewest settings changed; the earlier one on a
+    tie), e.g. ``user_default``, which differs from them only in the sweep's shorter epoch budget."""
+    defaults = registry.make_config(model).to_dict()
+
+    def changed(experiment: Experiment) -> int:
+        return sum(value != defaults[name] for name, value in experiment.config.to_dict().items())
+
+    same = [e for e in experiments if (e.definition, e.model) == (definition, model)]
+    base = min(same, key=changed).name if same else None
+    return Experiment(f"{definition}_{model}_tuned", definition, model, config, base, TUNED_CHANGE)
 
 
 def leaderboard_frame(

@@ -1,4 +1,5 @@
-"""The sweep: every experiment of ``experiments.yaml`` through the same modeling assets, and a leaderboard."""
+"""The sweep: every experiment of ``experiments.yaml`` through the same modeling assets, and a leaderboard
+(with a row for each tuned trained model the tune job has tested on a definition the sweep uses)."""
 
 import dagster as dg
 import polars as pl
@@ -7,10 +8,11 @@ from sbr_dagster.defs.assets import MODELING_TAGS
 from sbr_dagster.defs.assets.modeling import modeling_assets
 from sbr_dagster.defs.metadata import table_md
 from sbr_dagster.defs.resources import DataLake
-from sbr_dagster.experiments import leaderboard
+from sbr_dagster.experiments import leaderboard, tuning
 from sbr_dagster.experiments.declarations import Experiment
 from sbr_dagster.experiments.leaderboard import K
 from sbr_dagster.lake import files, layout
+from sbr_dagster.models import registry
 from sbr_dagster.reports import plots
 from sbr_dagster.serving import bundle
 
@@ -39,6 +41,30 @@ def prefix_of(experiment: Experiment) -> layout.Key:
     return layout.experiment_prefix(experiment.name)
 
 
+def tuned_entries(
+    lake: DataLake, experiments: list[Experiment]
+) -> list[tuple[Experiment, pl.DataFrame, dict, pl.DataFrame]]:
+    """Each tuned trained model in the lake (``<definition>/tuned/<model>``) of a definition the sweep
+    uses, as a leaderboard entry: its experiment, metrics, training summary and test ranks, with the
+    tables' model named as the experiment's."""
+    entries = []
+    for definition in dict.fromkeys(e.definition for e in experiments):
+        prefix = layout.tuned_prefix(definition)
+        for model in registry.TRAINED:
+            directory = lake.model_dir(prefix, model)
+            paths = lake.table_path((*prefix, model)), lake.table_path((*prefix, f"{model}_{layout.RANKS}"))
+            if not ((directory / bundle.CONFIG_FILE).exists() and all(p.exists() for p in paths)):
+                continue
+            settings = bundle.read_config(directory)["settings"]
+            experiment = leaderboard.tuned_experiment(
+                definition, model, registry.make_config(model, settings), experiments
+            )
+            named = pl.col("model").replace(tuning.tuned_name(model), model)
+            table, ranks = (files.read_parquet(path).with_columns(named) for path in paths)
+            entries.append((experiment, table, bundle.read_summary(directory), ranks))
+    return entries
+
+
 def experiment_assets(experiments: list[Experiment]) -> list[dg.AssetsDefinition]:
     assets = []
     for experiment in experiments:
@@ -59,18 +85,26 @@ def experiment_assets(experiments: list[Experiment]) -> list[dg.AssetsDefinition
         group_name=GROUP,
         kinds={"polars", "parquet"},
         tags=MODELING_TAGS,
-        description="One row per experiment (valid/test metrics with CIs, cost) and what each change did.",
+        description="One row per experiment (valid/test metrics with CIs, cost) and what each change did; "
+        "a row per tuned trained model too, where the tune job has tested one on the sweep's definitions.",
     )
     def leaderboard_asset(lake: DataLake) -> dg.Output[pl.DataFrame]:
         tables = {name: files.read_parquet(lake.table_path(key)) for name, key in metric_keys.items()}
         summaries = {e.name: bundle.read_summary(lake.model_dir(prefix_of(e), e.model)) for e in experiments}
-        board = leaderboard.leaderboard_frame(experiments, tables, summaries)
-        test_ranks = {}
-        for experiment in experiments:
-            test_ranks[experiment.name] = files.read_parquet(
-                lake.table_path((*prefix_of(experiment), layout.RANKS))
-            ).filter((pl.col("split") == "test") & (pl.col("model") == experiment.model))
-        found = leaderboard.findings(experiments, board, test_ranks)
+        ranks = {
+            e.name: files.read_parquet(lake.table_path((*prefix_of(e), layout.RANKS))) for e in experiments
+        }
+        entries = list(experiments)
+        for experiment, table, summary, tuned_ranks in tuned_entries(lake, experiments):
+            entries.append(experiment)
+            tables[experiment.name], summaries[experiment.name] = table, summary
+            ranks[experiment.name] = tuned_ranks
+        board = leaderboard.leaderboard_frame(entries, tables, summaries)
+        test_ranks = {
+            e.name: ranks[e.name].filter((pl.col("split") == "test") & (pl.col("model") == e.model))
+            for e in entries
+        }
+        found = leaderboard.findings(entries, board, test_ranks)
         chart = plots.interval_png(
             board["experiment"].to_list(),
             {
