@@ -371,3 +371,17 @@ def test_rank_sessions_excluding_seen_movies_ranks_them_last_across_chunks(batch
             expected.append(target_ranks(scores, items[e + 1 : e + 2])[0])
     np.testing.assert_array_equal(ranks, expected)
     assert (ranks == 6).sum() > (rank_sessions(model, items, offsets) == 6).sum()  # repeats ranked last
+
+
+def test_exclude_seen_warns_when_sessions_repeat_movies():
+    items, offsets = np.array([0, 1, 0, 2, 3, 1], np.int32), np.array([0, 3, 6])
+    sessions = Sessions(items, offsets, np.full(6, 4, np.int8))
+    assert sessions.repeats() == 1  # movie 1 in two sessions is no repeat
+    assert Sessions(items[3:], np.array([0, 3]), np.full(3, 4, np.int8)).repeats() == 0
+    for exclude_seen, warned in ((True, True), (False, False)):
+        lines: list[str] = []
+        config = GRU4RecConfig(layers=(4,), batch_size=2, epochs=1, exclude_seen=exclude_seen)
+        GRU4Rec(config).fit(sessions, 4, log=lines.append)
+        found = [line for line in lines if "repeat a movie of their session" in line]
+        assert bool(found) is warned, lines
+        assert not found or found[0].startswith("warning: 1 train events repeat")

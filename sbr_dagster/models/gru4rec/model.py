@@ -32,6 +32,11 @@ class GRU4Rec(KerasModel):
     ) -> None:
         from sbr_dagster.models.gru4rec.training import new_network, train_network
 
+        if self.config.exclude_seen and (repeated := train.repeats()):
+            log(
+                f"warning: {repeated:,} train events repeat a movie of their session, and exclude_seen "
+                "never recommends a movie the session has seen; set exclude_seen: false on data with repeats"
+            )
         self.network = new_network(n_items, self.config)
         train_network(self.network, train, self.config, after_epoch, log)
 
