@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
 )
-WINDOW = (1600, 2600)  # tall enough for a definition's whole asset graph, the shared timeline and the blend included
+WINDOW = (1600, 2600)  # tall enough for a definition's whole asset graph (timeline and blend beside it)
 DAGSTER = Path(sys.executable).with_name("dagster")
 DG = Path(sys.executable).with_name("dg")
 ASSETS_QUERY = (
