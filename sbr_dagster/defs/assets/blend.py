@@ -115,7 +115,11 @@ def blend_asset(definition: str, trained: tuple[str, ...]) -> dg.AssetsDefinitio
             preprocessing, definition, {"valid": valid, "test": test}, item_index=item_index,
             ratings=ratings, cuts=cuts, targets=targets,
         )  # fmt: skip
+        context.log.info(f"blend of {definition}: ranking the validation targets with each candidate member")
         single, alone = ensemble.best_member({**members, **neighbours}, split["valid"])
+        context.log.info(
+            "alone on validation: " + ", ".join(f"{name} {recall:.4f}" for name, (recall, _) in alone.items())
+        )
         neighbour = max(neighbours, key=alone.__getitem__)
         members[neighbour] = neighbours[neighbour]
         names = list(members)
