@@ -34,6 +34,11 @@ class ModelBundle:
     summary: dict[str, Any]
 
 
+def same_items(loaded: ModelBundle, item_index: pl.DataFrame) -> bool:
+    """Whether ``loaded`` was trained on ``item_index`` (else its scores index other movies)."""
+    return loaded.item_index.sort("item_idx").equals(item_index.sort("item_idx"))
+
+
 def save_bundle(
     directory: str | Path,
     model: SessionModel,

@@ -95,7 +95,7 @@ def trained_bundles(
     is an error that says what to re-train (its scores would index other movies)."""
     bundles = {name: bundle.load_bundle(lake.model_dir(prefix, name)) for name in names}
     for name, loaded in bundles.items():
-        if not loaded.item_index.sort("item_idx").equals(item_index.sort("item_idx")):
+        if not bundle.same_items(loaded, item_index):
             raise InputDataError(
                 f"{'/'.join([*prefix, name])} was trained on another split of {definition} (its item "
                 f"index differs); re-train it: {launch_hint('/'.join([*prefix, name]))}"

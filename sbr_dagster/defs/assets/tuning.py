@@ -56,7 +56,7 @@ def best_trial_bundle(
     kept = bundle.load_bundle(directory)
     expected = json.loads(json.dumps(registry.make_config(kept.config["model"], settings).to_dict()))
     same = json.loads(json.dumps(kept.config["settings"])) == expected
-    return kept if same and kept.item_index.sort("item_idx").equals(item_index.sort("item_idx")) else None
+    return kept if same and bundle.same_items(kept, item_index) else None
 
 
 class TuningConfig(dg.Config):
