@@ -1,6 +1,7 @@
 """The tune job end to end on generated data: a 2-trial search on validation, then one test."""
 
 import json
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -15,6 +16,7 @@ from sbr_dagster.experiments import tuning
 from sbr_dagster.experiments.declarations import parse_experiments
 from sbr_dagster.experiments.search_space import parse_search_space
 from sbr_dagster.lake import layout
+from sbr_dagster.models import registry
 from sbr_dagster.serving.bundle import load_bundle
 
 SPACE = {
@@ -141,3 +143,37 @@ def test_the_leaderboard_gets_a_row_for_each_tuned_trained_model(tuned, ml1m_lik
     found = result.asset_materializations_for_node("experiments__leaderboard")[0].metadata["findings"].value
     assert "gap_1h_sasrec_tuned (settings tuned on validation" in found and "vs base_sasrec" in found
     assert "paired on the same test predictions" in found
+
+
+def test_the_main_jobs_model_stands_in_for_the_trial_with_its_settings(tuned, ml1m_like_dir, tmp_path):
+    _, fixture_lake = tuned
+    lake_root = tmp_path / "lake"
+    shutil.copytree(fixture_lake, lake_root)
+    trials = pl.read_parquet(layout.table_path(lake_root, layout.tuning_key("gap_1h", "sasrec")))
+    best = tuning.best_trial(trials)
+    # As if the main job had trained the best trial's settings: its model where the main job keeps it.
+    shutil.copytree(
+        layout.model_dir(lake_root, ("gap_1h", layout.TUNING), layout.best_trial_model("sasrec")),
+        layout.model_dir(lake_root, ("gap_1h",), "sasrec"),
+    )
+    kept = {"dim": best["dim"], "learning_rate": best["learning_rate"], "blocks": 1, "max_len": 50}
+    dropout = registry.make_config("sasrec").dropout  # searched: the defaults trial takes it
+    searched = {"dropout": {"choices": [dropout, 0.4]}, "epochs": {"fixed": 2}}
+    space = {
+        "budget": {"trials": 1, "wall_s": 600},
+        "models": {"sasrec": {**searched, **{name: {"fixed": value} for name, value in kept.items()}}},
+    }
+    defs = build_definitions(
+        ("gap_1h",), resources=resources_for(ml1m_like_dir, lake_root), experiments=[],
+        space=parse_search_space(space, "space.yaml"), tune_models=("sasrec",),
+    )  # fmt: skip
+    result = defs.resolve_job_def("tune").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    again = pl.read_parquet(layout.table_path(lake_root, layout.tuning_key("gap_1h", "sasrec")))
+    row = again.row(0, named=True)
+    assert row["fitted_by"] == "gap_1h/sasrec" and row["state"] == "complete"
+    # Scored on validation exactly as its own trial scored it when it was trained.
+    assert (row["valid_recall_20"], row["valid_mrr_20"]) == (best["valid_recall_20"], best["valid_mrr_20"])
+    metadata = result.asset_materializations_for_node
+    assert metadata("gap_1h__tuning__sasrec")[0].metadata["n_reused"].value == 1
+    assert metadata("gap_1h__tuned__sasrec")[0].metadata["refitted"].value is False

@@ -147,3 +147,46 @@ def test_defaults_outside_the_space_are_said_and_not_tried():
     assert tuning.default_trial("sr", space.of("sr"), {"steps": 3}) == {"steps": 3}
     tuning.tune("sr", space, walk(40, 0), N_ITEMS, replay_of(1), trials=1, log=heard.append)
     assert "sr's defaults lie outside the search space: they are not tried first" in heard
+
+
+def test_a_model_already_fitted_with_a_trials_settings_is_scored_not_trained_again():
+    default_rate = registry.make_config("gru4rec").learning_rate
+    fixed = {"layers": [8], "epochs": 2, "batch_size": 4}
+    space = search_space.parse_search_space(
+        {
+            "budget": {"trials": 3, "wall_s": 600},
+            "models": {
+                "gru4rec": {
+                    "learning_rate": {"choices": [default_rate, default_rate * 3, default_rate / 3]},
+                    **{name: {"fixed": value} for name, value in fixed.items()},
+                }
+            },
+        },
+        "space.yaml",
+    )
+    train, valid = walk(40, 0), replay_of(1)
+    searched = tuning.tune("gru4rec", space, train, N_ITEMS, valid, seed=3, log=lambda _: None)
+    # The defaults trial's model fitted beforehand, as the main job fits it.
+    known = registry.build("gru4rec", {**fixed, "learning_rate": default_rate})
+    fit = trainer.fit(known, train, N_ITEMS, valid, log=lambda _: None)
+    kept = {}
+    reused = tuning.tune(
+        "gru4rec", space, train, N_ITEMS, valid, seed=3, log=lambda _: None,
+        keep=lambda trial, model, *_: kept.setdefault(trial, model),
+        fitted=tuning.Fitted(known, fit, "user/gru4rec"),
+    )  # fmt: skip
+    # Every trial with its settings (TPE may draw them again) takes it; the others train their own.
+    rule = [
+        ("user/gru4rec" if rate == default_rate else tuning.TRIAL_FIT)
+        for rate in reused.trials["learning_rate"]
+    ]
+    assert reused.trials["fitted_by"].to_list() == rule and rule[0] == "user/gru4rec"
+    assert kept[0] is known  # scored as it was, never trained again
+    # Same settings, seed and data: the same validation scores and the same search as training it there.
+    assert reused.trials.drop("seconds", "fitted_by").equals(searched.trials.drop("seconds", "fitted_by"))
+    other = registry.build("gru4rec", {**fixed, "layers": [4], "learning_rate": default_rate})
+    elsewhere = tuning.tune(
+        "gru4rec", space, train, N_ITEMS, valid, seed=3, trials=1, log=lambda _: None,
+        fitted=tuning.Fitted(other, fit, "user/gru4rec"),
+    )  # fmt: skip
+    assert elsewhere.trials["fitted_by"].to_list() == [tuning.TRIAL_FIT]  # other settings: trained

@@ -39,6 +39,12 @@ class Training:
     events_per_s: float = float("nan")  # training events per second of training (validation excluded)
     device: str = "CPU"
 
+    @classmethod
+    def of_summary(cls, history: list[dict[str, float]], summary: dict) -> Training:
+        """A fit read back from a bundle (its history rows and ``summary()``)."""
+        fields = ("best_epoch", "stopped_early", "wall_s", "events_per_s", "device")
+        return cls(history=history, **{name: summary[name] for name in fields if name in summary})
+
     def summary(self) -> dict[str, object]:
         return {
             "best_epoch": self.best_epoch,

@@ -59,10 +59,29 @@ def best_trial_bundle(
     return kept if same and bundle.same_items(kept, item_index) else None
 
 
+def main_job_model(
+    lake: DataLake, definition: str, model: str, item_index: pl.DataFrame, log
+) -> tuning.Fitted | None:
+    """The main job's trained ``model`` of ``definition`` when the lake has it on this item index: the
+    search scores it for a trial with its settings (the defaults) instead of training it again."""
+    directory = lake.model_dir((definition,), model)
+    if model not in registry.TRAINED or not (directory / bundle.CONFIG_FILE).exists():
+        return None
+    loaded = bundle.load_bundle(directory)
+    source = "/".join((definition, model))
+    if not bundle.same_items(loaded, item_index):
+        log(f"{source} was trained on another split of {definition}: every trial trains its own model")
+        return None
+    fit = trainer.Training.of_summary(loaded.history.to_dicts(), loaded.summary)
+    return tuning.Fitted(loaded.model, fit, source)
+
+
 class TuningConfig(dg.Config):
     trials: int = 0  # 0: the search space file's budget
     wall_s: float = 0.0  # 0: the file's budget
     seed: int = 0
+    # The main job's trained model of the definition (its defaults) stands in for the trial with its settings.
+    reuse_main_job: bool = True
 
 
 def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.AssetsDefinition]:
@@ -110,6 +129,8 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
             model, space, Sessions.of(train, item_index), item_index.height, validation,
             trials=config.trials or None, wall_s=config.wall_s or None, seed=config.seed,
             log=context.log.info, keep=keep,
+            fitted=main_job_model(lake, definition, model, item_index, context.log.info)
+            if config.reuse_main_job else None,
         )  # fmt: skip
         trials = result.trials
         search = plots.search_png(
@@ -126,6 +147,7 @@ def tuning_assets(definition: str, model: str, space: SearchSpace) -> list[dg.As
                 "n_trials": trials.height,
                 "n_complete": int((trials["state"] == "complete").sum()),
                 "n_pruned": int((trials["state"] == "pruned").sum()),
+                "n_reused": int((trials["fitted_by"] != tuning.TRIAL_FIT).sum()),
                 "wall_s": result.wall_s,
             },
         )
