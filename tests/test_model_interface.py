@@ -58,12 +58,13 @@ def test_rank_covers_every_prediction_with_a_valid_rank(fitted):
     assert ranks.min() >= 1 and ranks.max() <= N_ITEMS
 
 
-def test_rank_is_the_rule_applied_to_score_next_of_every_prefix(fitted):
-    """Both ways a model answers (ranking for evaluation, scores for recommendations) agree."""
-    model, _ = fitted
-    timed = walk(10, 3)
-    # A history carries no times (``sbr recommend``), so the sessions ranked here carry none either.
-    test = Sessions(timed.items, timed.offsets, timed.ratings)
+def untimed(sessions: Sessions) -> Sessions:
+    """A history carries no times (``sbr recommend``), so the sessions ranked against it carry none either."""
+    return Sessions(sessions.items, sessions.offsets, sessions.ratings)
+
+
+def prefix_ranks(model, test: Sessions) -> np.ndarray:
+    """The ranking rule applied to ``score_next`` of every prediction's prefix."""
     session, event = prediction_index(test.offsets)
     prefixes = Sessions.of_histories(
         [test.items[test.offsets[s] : e] for s, e in zip(session, event, strict=True)],
@@ -71,7 +72,27 @@ def test_rank_is_the_rule_applied_to_score_next_of_every_prefix(fitted):
     )
     scores = model.score_next(prefixes)
     assert scores.shape == (len(event), N_ITEMS)
-    np.testing.assert_array_equal(model.rank(test), target_ranks(scores, test.items[event], model.tie_order))
+    return target_ranks(scores, test.items[event], model.tie_order)
+
+
+def test_rank_is_the_rule_applied_to_score_next_of_every_prefix(fitted):
+    """Both ways a model answers (ranking for evaluation, scores for recommendations) agree."""
+    model, _ = fitted
+    test = untimed(walk(10, 3))
+    np.testing.assert_array_equal(model.rank(test), prefix_ranks(model, test))
+
+
+@pytest.mark.parametrize("cells,slots", [(2, 1), (4, 2), (7, 3), (4096, 512)])
+def test_gru4rec_ranks_alike_however_its_schedule_is_cut_into_calls(monkeypatch, cells, slots):
+    """Its session's movies stay out across compiled calls and when a slot takes a new session."""
+    from sbr_dagster.models.gru4rec import inference
+
+    model = registry.build("gru4rec", SMALL["gru4rec"])
+    model.fit(walk(40, 0), N_ITEMS)
+    test = untimed(walk(12, 4))
+    monkeypatch.setattr(inference, "EVAL_CELLS", cells)
+    ranks = inference.rank_sessions(model.network, test, exclude_seen=True, batch_size=slots)
+    np.testing.assert_array_equal(ranks, prefix_ranks(model, test))
 
 
 def test_iterative_models_report_epochs_and_keep_the_best(fitted):
