@@ -60,9 +60,12 @@ SPACE = {
 def test_trials_are_scored_on_validation_and_the_best_one_is_kept(model):
     space = search_space.parse_search_space(SPACE, "space.yaml")
     train, valid = walk(40, 0), replay_of(1)
-    result = tuning.tune(model, space, train, N_ITEMS, valid, seed=3, log=lambda _: None)
+    heard = []
+    result = tuning.tune(model, space, train, N_ITEMS, valid, seed=3, log=heard.append)
     trials = result.trials
     assert trials.height == 4 and set(trials["state"]) <= {"complete", "pruned"}
+    if model in registry.TRAINED:  # each epoch of a trial is said as it ends, with its trial's number
+        assert any(line.startswith("trial 0: epoch 1: loss") for line in heard)
     complete = trials.filter(trials["state"] == "complete")
     best = complete.sort(["valid_recall_20", "valid_mrr_20"], descending=True).row(0, named=True)
     assert result.best_value == best["valid_recall_20"]
