@@ -193,3 +193,33 @@ def test_a_model_already_fitted_with_a_trials_settings_is_scored_not_trained_aga
         fitted=tuning.Fitted(other, fit, "user/gru4rec"),
     )  # fmt: skip
     assert elsewhere.trials["fitted_by"].to_list() == [tuning.TRIAL_FIT]  # other settings: trained
+
+
+def test_a_hopeless_trial_is_pruned_and_says_so(monkeypatch):
+    """A trial whose validation curve falls below the median of earlier trials stops there, in the log too."""
+    space = search_space.parse_search_space(
+        {
+            "budget": {"trials": 8, "wall_s": 600},
+            "models": {"gru4rec": {"dropout_hidden": {"low": 0.0, "high": 0.5}}},
+        },
+        "space.yaml",
+    )
+
+    def fit(model, train, n_items, valid, *, log, report):  # validation Recall@20 falls with dropout
+        history = []
+        for epoch in (1, 2, 3):
+            recall = 1.0 - model.config.dropout_hidden - 0.01 * epoch
+            history.append({"epoch": epoch, trainer.VALID_RECALL: recall, trainer.VALID_MRR: 0.0})
+            report(epoch, recall)
+        return trainer.Training(history=history, best_epoch=1)
+
+    monkeypatch.setattr(trainer, "fit", fit)
+    heard = []
+    result = tuning.tune("gru4rec", space, walk(4, 0), N_ITEMS, replay_of(1), seed=3, log=heard.append)
+    pruned = result.trials.filter(result.trials["state"] == "pruned")
+    assert pruned.height >= 1
+    for row in pruned.iter_rows(named=True):
+        assert f"trial {row['trial']}: pruned after epoch {row['epochs_run']}, valid Recall@20" in " ".join(
+            heard
+        )
+        assert row["epochs_run"] < 3  # stopped before its last epoch

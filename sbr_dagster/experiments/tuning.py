@@ -167,6 +167,8 @@ def tune(
             trial.report(recall, epoch)
             if trial.should_prune():
                 row.update(state="pruned", valid_recall_20=recall)
+                log(f"trial {trial.number}: pruned after epoch {epoch}, valid Recall@20 {recall:.4f} below "
+                    "the median of earlier trials there")  # fmt: skip
                 raise optuna.TrialPruned()
 
         def progress(line: str) -> None:  # a trial of ML-1M trains for minutes: its epochs are news
