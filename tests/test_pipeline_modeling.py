@@ -189,7 +189,18 @@ def test_days_protocol_stays_selectable(ml1m_like_dir, tmp_path):
         == test.height - test["session_id"].n_unique()
     ).all()
     meta = result.asset_materializations_for_node("timeline__comparison")[0].metadata
-    assert "nothing is paired" in meta["findings"].value
+    assert "definitions are not paired, only the models of each definition" in meta["findings"].value
+    # The models of the definition ranked the same predictions: they pair, sessions as the unit.
+    found = pl.read_parquet(layout.table_path(tmp_path, ("timeline", "findings")))
+    assert found.height > 0 and set(found["topic"]) == {"model"}
+    assert found["a"].str.starts_with("gap_1h/").all() and found["b"].str.starts_with("gap_1h/").all()
+    gru = found.filter(pl.col("a") == "gap_1h/gru4rec", pl.col("slice") == "all", pl.col("ranking") == "all")
+    headline = metrics.filter(
+        pl.col("model") == "gru4rec", pl.col("split") == "test", pl.col("slice") == "all",
+        pl.col("ranking") == "all", pl.col("k") == 20,
+    )  # fmt: skip
+    assert gru["recall_a"].to_list() == [pytest.approx(headline["recall"][0])] * gru.height
+    assert (gru["n_predictions"] == headline["n_predictions"][0]).all()
 
 
 def test_metadata_shows_curve_and_comparison(trained):

@@ -80,9 +80,31 @@ def questions(
     return asked
 
 
-def paired_findings(
+def within_variants(asked: list[Question]) -> list[Question]:
+    """The questions about models of one variant: on the days protocol each definition has its own test
+    predictions, so only these pair (their models ranked the same predictions)."""
+    return [question for question in asked if question.a[0] == question.b[0]]
+
+
+def protocol_findings(
     ranks: Mapping[str, pl.DataFrame],
     targets: pl.DataFrame,
+    asked: list[Question],
+    on_timeline: bool,
+    **bootstrap,
+) -> pl.DataFrame | None:
+    """``paired_findings`` of what the protocol pairs: on the shared timeline every question, viewers as
+    the unit; on another split method the questions ``within_variants``, each variant's own ``group``
+    as the unit. None when nothing is left to ask."""
+    asked = asked if on_timeline else within_variants(asked)
+    if not asked:
+        return None
+    return paired_findings(ranks, targets if on_timeline else None, asked, **bootstrap)
+
+
+def paired_findings(
+    ranks: Mapping[str, pl.DataFrame],
+    targets: pl.DataFrame | None,
     asked: list[Question],
     *,
     split: str = "test",
@@ -92,10 +114,15 @@ def paired_findings(
     """For each question, slice and ranking: the paired difference at ``K`` and a verdict.
 
     ``ranks`` maps a variant to its ranks table (``evaluate.RANKS_SCHEMA``); viewers are the
-    bootstrap's unit (``targets``' ``user_id`` by ``line``).
+    bootstrap's unit (``targets``' ``user_id`` by ``line``), or without ``targets`` (the days protocol,
+    questions ``within_variants``) the ranks' own ``group``: there a session, under `user` a viewer.
     """
-    users = targets.filter(pl.col("split") == split).select(
-        pl.col("line").cast(pl.Int64).alias("target"), "user_id"
+    users = (
+        None
+        if targets is None
+        else targets.filter(pl.col("split") == split).select(
+            pl.col("line").cast(pl.Int64).alias("target"), "user_id"
+        )
     )
     rows = []
     for question in asked:
@@ -107,7 +134,11 @@ def paired_findings(
             continue
         if not a["target"].equals(b["target"]):
             raise ValueError(f"{question.a} and {question.b} ranked different targets: they cannot be paired")
-        groups = a.select("target").join(users, on="target", how="left", maintain_order="left")["user_id"]
+        groups = (
+            a["group"]
+            if users is None
+            else a.select("target").join(users, on="target", how="left", maintain_order="left")["user_id"]
+        )
         for slice_name in SLICES:
             chosen = a["liked"].to_numpy() if slice_name == "liked" else np.ones(a.height, bool)
             for ranking in RANKINGS:

@@ -14,7 +14,7 @@ import polars as pl
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.modeling import scoring_ins, trained_bundles, variant_streams
-from sbr_dagster.defs.assets.timeline import NOT_PAIRED, findings_markdown
+from sbr_dagster.defs.assets.timeline import protocol_markdown
 from sbr_dagster.defs.metadata import table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
 from sbr_dagster.errors import InputDataError
@@ -138,13 +138,11 @@ def blend_asset(definition: str, trained: tuple[str, ...]) -> dg.AssetsDefinitio
         )  # fmt: skip
         files.write_parquet(result.ranks, lake.table_path((definition, RANKS)))
         on_timeline = streams.all_on_timeline({definition: result.metrics})
-        found = pl.DataFrame()
-        if on_timeline:
-            ranks = pl.concat([files.read_parquet(main_ranks), result.ranks], how="vertical_relaxed")
-            asked = [Question("blend", (definition, NAME), (definition, single))]
-            found = comparison.paired_findings(
-                {definition: ranks}, targets, asked, n_boot=config.n_bootstrap, seed=config.seed
-            )
+        ranks = pl.concat([files.read_parquet(main_ranks), result.ranks], how="vertical_relaxed")
+        asked = [Question("blend", (definition, NAME), (definition, single))]
+        found = comparison.protocol_findings(
+            {definition: ranks}, targets, asked, on_timeline, n_boot=config.n_bootstrap, seed=config.seed
+        )
         headline = result.metrics.filter((pl.col("k") == SELECTION_K) & (pl.col("slice") == "all"))
         return table_output(
             result.metrics,
@@ -158,7 +156,7 @@ def blend_asset(definition: str, trained: tuple[str, ...]) -> dg.AssetsDefinitio
                     f"test/{row['ranking']}/recall@{SELECTION_K}": row["recall"]
                     for row in headline.iter_rows(named=True)
                 },
-                "findings": dg.MetadataValue.md(findings_markdown(found) if on_timeline else NOT_PAIRED),
+                "findings": dg.MetadataValue.md(protocol_markdown(found, on_timeline)),
             },
         )
 

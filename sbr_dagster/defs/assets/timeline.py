@@ -138,15 +138,9 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         table = comparison.comparison_frame(metrics)
         on_timeline = streams.all_on_timeline(metrics)
         models = list(dict.fromkeys(table["model"].to_list()))
-        found = (
-            comparison.paired_findings(
-                ranks,
-                targets,
-                comparison.questions(list(definitions), models, registry.PRIMARY, registry.TRAINED),
-            )
-            if on_timeline
-            else pl.DataFrame()
-        )
+        asked = comparison.questions(list(definitions), models, registry.PRIMARY, registry.TRAINED)
+        found = comparison.protocol_findings(ranks, targets, asked, on_timeline)
+        found = pl.DataFrame() if found is None else found
         files.write_parquet(found, lake.table_path(FINDINGS))  # empty when nothing is paired: never stale
         context.log.info(f"comparison: {found.height} paired findings over {len(definitions)} variants")
         return table_output(table, comparison_metadata(table, found, on_timeline))
@@ -155,9 +149,15 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
 
 
 NOT_PAIRED = (
-    "The split method is not 'timeline': each definition has its own test set, so nothing is paired. Set "
-    "resources.preprocessing.config.split_method to timeline for paired verdicts."
+    "The split method is not 'timeline': each definition has its own test set, so definitions are not "
+    "paired, only the models of each definition (sessions as the bootstrap's unit: viewers under `user`). "
+    "Set resources.preprocessing.config.split_method to timeline to pair definitions and rating policies too."
 )
+
+
+def protocol_markdown(found: pl.DataFrame, on_timeline: bool) -> str:
+    """The findings' sentences, said to pair only within definitions when not on the timeline."""
+    return findings_markdown(found) if on_timeline else f"{NOT_PAIRED}\n\n{findings_markdown(found)}"
 
 
 def findings_markdown(found: pl.DataFrame) -> str:
@@ -182,7 +182,7 @@ def comparison_metadata(table: pl.DataFrame, found: pl.DataFrame, on_timeline: b
             part["recall_ci_high"],
         )
     chart = plots.interval_png(labels, series, f"Test Recall@{k} per variant and model (95% CI)")
-    findings = findings_markdown(found) if on_timeline else NOT_PAIRED
+    findings = protocol_markdown(found, on_timeline)
     best = comparison.best_variant(table, registry.PRIMARY)
     return {
         "variants": table["variant"].n_unique(),

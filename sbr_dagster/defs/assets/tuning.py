@@ -19,7 +19,7 @@ import polars as pl
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
 from sbr_dagster.defs.assets.modeling import scoring_ins, variant_streams
-from sbr_dagster.defs.assets.timeline import NOT_PAIRED, TARGETS_KEY, findings_markdown
+from sbr_dagster.defs.assets.timeline import TARGETS_KEY, protocol_markdown
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
 from sbr_dagster.evaluation import comparison, streams
@@ -258,14 +258,15 @@ def tuned_findings_asset(definitions: tuple[str, ...], models: tuple[str, ...]) 
         table = comparison.comparison_frame(metrics)
         on_timeline = streams.all_on_timeline(metrics)
         asked = tuning.tuning_questions(list(definitions), models, defaults)
-        found = comparison.paired_findings(ranks, targets, asked) if on_timeline and asked else NO_FINDINGS
+        found = comparison.protocol_findings(ranks, targets, asked, on_timeline)
+        found = NO_FINDINGS if found is None else found
         context.log.info(
             f"tuning findings: {found.height} paired findings over {len(definitions)} definitions"
         )
         return table_output(
             found,
             {
-                "findings": dg.MetadataValue.md(findings_markdown(found) if on_timeline else NOT_PAIRED),
+                "findings": dg.MetadataValue.md(protocol_markdown(found, on_timeline)),
                 "paired_with_defaults": sorted(defaults),
                 f"test_at_{SELECTION_K}": table_md(comparison.headline(table)),
             },
