@@ -90,21 +90,26 @@ def main() -> None:
     # Predictions come session by session, one per event after the first; on `user` a session is a viewer.
     groups = np.repeat(np.arange(len(test.offsets) - 1), np.diff(test.offsets) - 1)
 
+    def say(name: str, seed: int) -> None:
+        ranks, unseen, fit = results[(name, seed)]
+        best = next(h for h in fit.history if h["epoch"] == fit.best_epoch)
+        print(
+            f"{name} seed {seed}: valid Recall@{K} {best[trainer.VALID_RECALL]:.4f}; test Recall@{K} "
+            f"{metrics.recall_at(ranks, K):.4f} MRR@{K} {metrics.mrr_at(ranks, K):.4f}, unseen "
+            f"{metrics.recall_at(unseen, K):.4f}; best epoch {fit.best_epoch} of {len(fit.history)}, "
+            f"{fit.wall_s:.0f} s",
+            flush=True,
+        )
+
     results: dict[tuple[str, int], tuple] = {}
     results[(reference[0], 0)] = run(reference[1], reference[2], split, 0)
+    if reference[0] not in named:  # a reference alone: its seed-0 run is what every seed pairs with
+        say(reference[0], 0)
     for name, model_name, settings in variants:
         for seed in seeds:
             if (name, seed) not in results:
                 results[(name, seed)] = run(model_name, settings, split, seed)
-            ranks, unseen, fit = results[(name, seed)]
-            best = next(h for h in fit.history if h["epoch"] == fit.best_epoch)
-            print(
-                f"{name} seed {seed}: valid Recall@{K} {best[trainer.VALID_RECALL]:.4f}; test Recall@{K} "
-                f"{metrics.recall_at(ranks, K):.4f} MRR@{K} {metrics.mrr_at(ranks, K):.4f}, unseen "
-                f"{metrics.recall_at(unseen, K):.4f}; best epoch {fit.best_epoch} of {len(fit.history)}, "
-                f"{fit.wall_s:.0f} s",
-                flush=True,
-            )
+            say(name, seed)
     ref_ranks, ref_unseen, _ = results[(reference[0], 0)]
     if len(ref_ranks) != len(groups):
         raise SystemExit(f"bench/seeds.py: {len(ref_ranks)} predictions but {len(groups)} viewers' events")
