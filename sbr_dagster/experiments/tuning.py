@@ -160,7 +160,7 @@ def tune(
             log(f"trial {trial.number}: {error}")
             raise optuna.TrialPruned() from None
         if fitted is not None and same_settings(fitted.model, candidate):
-            return finish(row, settings, fitted.model, reuse(trial, row, fitted), tick)
+            return finish(row, settings, fitted.model, fitted.fit, reuse(trial, row, fitted), tick)
 
         def report(epoch: int, recall: float) -> None:
             row.update(epochs_run=epoch)
@@ -183,9 +183,9 @@ def tune(
             scores = best[trainer.VALID_RECALL], best[trainer.VALID_MRR]
         else:  # fitted in one pass: score it once
             scores = trainer.validation_scores(candidate, valid)
-        return finish(row, settings, candidate, (result, scores), tick)
+        return finish(row, settings, candidate, result, scores, tick)
 
-    def reuse(trial, row: dict[str, Any], known: Fitted) -> tuple[trainer.Training, tuple[float, float]]:
+    def reuse(trial, row: dict[str, Any], known: Fitted) -> tuple[float, float]:
         """``known``'s validation scores on this search's stream (its own epochs' curve feeds the pruner)."""
         for epoch in known.fit.history:
             if trainer.VALID_RECALL in epoch:
@@ -193,11 +193,11 @@ def tune(
         row["fitted_by"] = known.source
         scores = trainer.validation_scores(known.model, valid)
         log(f"trial {trial.number}: {known.source} was fitted with these settings; scored, not trained again")
-        return known.fit, scores
+        return scores
 
-    def finish(row, settings, candidate: SessionModel, outcome, tick: float) -> float:
+    def finish(row, settings, candidate: SessionModel, result: trainer.Training, scores, tick) -> float:
         """A complete trial: its row, its log line, ``keep`` when it is the best so far; Optuna's value."""
-        result, (recall, mrr) = outcome
+        recall, mrr = scores
         row.setdefault("seconds", time.perf_counter() - tick)
         row.update(
             state="complete", valid_recall_20=recall, valid_mrr_20=mrr,

@@ -54,8 +54,7 @@ def best_trial_bundle(
     if summary.get(BEST_TRIAL) != best["trial"] or summary.get("valid_scores") != scores:
         return None
     kept = bundle.load_bundle(directory)
-    expected = json.loads(json.dumps(registry.make_config(kept.config["model"], settings).to_dict()))
-    same = json.loads(json.dumps(kept.config["settings"])) == expected
+    same = tuning.same_settings(kept.model, registry.build(kept.config["model"], settings))
     return kept if same and bundle.same_items(kept, item_index) else None
 
 
