@@ -152,6 +152,11 @@ class GRU4RecNetwork(keras.Model):
         """Scores of every item, [batch, n_items]."""
         return ops.matmul(output, ops.transpose(self.item_vectors)) + self.output_bias
 
+    def score_targets(self, output, targets):
+        """The score of each row's own target, ``[batch]``: one dot product per row."""
+        vectors = _rows(self.item_vectors, targets)
+        return ops.sum(output * vectors, axis=-1) + _rows(self.output_bias, targets)
+
     def score_items(self, output, item_ids):
         """Scores of the items ``item_ids`` (shared by the batch), [batch, len(item_ids)]."""
         vectors = _rows(self.item_vectors, item_ids)

@@ -7,8 +7,7 @@ starts. GRU4Rec updates after every step (truncated BPTT of one step); here one 
 per-update costs (optimizer, graph bookkeeping) and scored at least as well as 1 on ML-1M
 (valid/test Recall@20 0.274/0.259 after 8 epochs vs 0.269/0.258 after 6); 8 steps with batch 64
 overfitted. Measured choices (2-core CPU, ML-1M): XLA (``jit_compile``) made training slower and
-cannot compile the sparse row updates; TF's fused sparse softmax cross-entropy kernel is
-single-threaded, so the loss is written as log-sum-exp minus the target's logit.
+cannot compile the sparse row updates; the cross-entropy is ``models.softmax``'s.
 
 Validation, the best epoch and early stopping are the caller's (``after_epoch``, see
 ``sbr_dagster.training``). This module imports TensorFlow: ``model`` imports it when training starts.
@@ -23,6 +22,7 @@ import tensorflow as tf
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.gaps import session_gaps
+from sbr_dagster.models import softmax
 from sbr_dagster.models.base import AfterEpoch, Log, Verdict
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
@@ -111,14 +111,11 @@ class _Trainer:
     def _loss(self, output, targets, mask, negatives, excluded):
         weights = tf.cast(mask, tf.float32)
         if self.config.loss == "cross_entropy":
-            # log-sum-exp minus the target's logit: the same loss as TF's fused sparse softmax
-            # cross-entropy kernel, but that kernel is single-threaded and took a third of each step.
             logits = self.model.score_all(output)
             if excluded is not None:  # the session's earlier movies, never the target itself
                 excluded = excluded & (tf.range(self.model.n_items)[None, :] != targets[:, None])
                 logits = tf.where(excluded, EXCLUDED_LOGIT, logits)
-            target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
-            losses = tf.reduce_logsumexp(logits, axis=1) - target_logits
+            losses = softmax.cross_entropy(logits, self.model.score_targets(output, targets))
         else:
             losses = _bpr_max(self.model, output, targets, mask, negatives, self.config.bpreg)
         return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)

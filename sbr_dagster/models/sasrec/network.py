@@ -39,11 +39,12 @@ class SASRecNetwork(keras.Model):
         super().__init__(**kwargs)
         self.n_items, self.blocks, self.dim, self.heads = int(n_items), int(blocks), int(dim), int(heads)
         self.max_len, self.dropout, self.tied = int(max_len), float(dropout), bool(tied)
-        normal = keras.initializers.TruncatedNormal(stddev=0.02)
         self.item_table = self.add_weight(
-            shape=(self.n_items + 1, dim), initializer=normal, name="item_table"
+            shape=(self.n_items + 1, dim), initializer=_normal(), name="item_table"
         )
-        self.position_table = self.add_weight(shape=(max_len, dim), initializer=normal, name="position_table")
+        self.position_table = self.add_weight(
+            shape=(max_len, dim), initializer=_normal(), name="position_table"
+        )
         self.layer_weights = []
         for b in range(blocks):
             self.layer_weights.append(
@@ -65,7 +66,7 @@ class SASRecNetwork(keras.Model):
         self.last_norm = self._norm("last_norm")
         if not tied:
             self.output_table = self.add_weight(
-                shape=(self.n_items, dim), initializer=normal, name="output_table"
+                shape=(self.n_items, dim), initializer=_normal(), name="output_table"
             )
         self.drop = keras.layers.Dropout(self.dropout)
         self.built = True
@@ -125,8 +126,20 @@ class SASRecNetwork(keras.Model):
         """Scores of every item, ``[n, n_items]``, for states ``[n, dim]``."""
         return tf.matmul(states, self.item_vectors, transpose_b=True)
 
+    def score_targets(self, states, targets):
+        """The score of each state's own target, ``[n]``: one dot product per row (read from the table
+        itself, not from ``item_vectors``' slice, whose gradient would be a dense copy)."""
+        table = self.item_table if self.tied else self.output_table
+        return tf.reduce_sum(states * tf.gather(table, targets), axis=-1)
+
     def call(self, tokens, training: bool = False):
         return self.states(tokens, training=training)
+
+
+def _normal():
+    """A fresh initializer per table: a Keras 3 initializer draws its seed once, so one instance
+    shared by the item, position and output tables gave them the same rows."""
+    return keras.initializers.TruncatedNormal(stddev=0.02)
 
 
 def _layer_norm(x, gamma, beta, epsilon: float = 1e-6):

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbr_dagster.data.arrays import Sessions
+from sbr_dagster.models import softmax
 from sbr_dagster.models.base import AfterEpoch, Log
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.optimizer import SparseOptimizer
@@ -66,12 +67,8 @@ def _train_step(network: SASRecNetwork, optimizer: SparseOptimizer, tokens, targ
     """One update on a batch of windows; returns the summed loss of its real tokens."""
     with tf.GradientTape() as tape:
         states = tf.boolean_mask(network.states(tokens, training=True), mask)
-        logits = network.score_all(states)
         wanted = tf.boolean_mask(targets, mask)
-        losses = (
-            tf.reduce_logsumexp(logits, axis=1)
-            - tf.gather(logits, wanted[:, None], axis=1, batch_dims=1)[:, 0]
-        )
+        losses = softmax.cross_entropy(network.score_all(states), network.score_targets(states, wanted))
         loss = tf.reduce_mean(losses)
     optimizer.apply(tape.gradient(loss, network.trainable_variables))
     return tf.reduce_sum(losses)
