@@ -187,8 +187,9 @@ class GRU4RecNetwork(keras.Model):
 def remember(seen, items, reset):
     """Each slot's movies of its session (``[slots, n_items]`` booleans) after feeding ``items``:
     forgotten where ``reset`` starts a session. What ``exclude_seen`` leaves out, in the graph."""
-    fed = tf.range(tf.shape(seen)[1])[None, :] == items[:, None]
-    return (seen & ~reset[:, None]) | fed
+    slots = tf.range(tf.shape(items)[0])
+    fed = tf.stack([slots, items], axis=1)  # one movie per slot: written in place, not compared
+    return tf.tensor_scatter_nd_update(seen & ~reset[:, None], fed, tf.ones_like(items, tf.bool))
 
 
 def _rows(table, ids):

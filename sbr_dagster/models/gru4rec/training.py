@@ -30,8 +30,6 @@ from sbr_dagster.models.gru4rec.config import GRU4RecConfig
 from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network, remember
 from sbr_dagster.models.optimizer import SparseOptimizer
 
-EXCLUDED_LOGIT = -1e9  # a movie left out of the softmax: exp() of it is 0 next to any real logit
-
 
 def new_network(n_items: int, config: GRU4RecConfig) -> GRU4RecNetwork:
     """A freshly initialised network; ``config.seed`` fixes its weights and everything after."""
@@ -111,11 +109,14 @@ class _Trainer:
     def _loss(self, output, targets, mask, negatives, excluded):
         weights = tf.cast(mask, tf.float32)
         if self.config.loss == "cross_entropy":
-            logits = self.model.score_all(output)
             if excluded is not None:  # the session's earlier movies, never the target itself
-                excluded = excluded & (tf.range(self.model.n_items)[None, :] != targets[:, None])
-                logits = tf.where(excluded, EXCLUDED_LOGIT, logits)
-            losses = softmax.cross_entropy(logits, self.model.score_targets(output, targets))
+                events = tf.range(tf.shape(targets)[0])
+                excluded = tf.tensor_scatter_nd_update(
+                    excluded, tf.stack([events, targets], axis=1), tf.zeros_like(targets, tf.bool)
+                )
+            losses = softmax.cross_entropy(
+                self.model.score_all(output), self.model.score_targets(output, targets), excluded
+            )
         else:
             losses = _bpr_max(self.model, output, targets, mask, negatives, self.config.bpreg)
         return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
