@@ -187,9 +187,14 @@ class GRU4RecNetwork(keras.Model):
 def remember(seen, items, reset):
     """Each slot's movies of its session (``[slots, n_items]`` booleans) after feeding ``items``:
     forgotten where ``reset`` starts a session. What ``exclude_seen`` leaves out, in the graph."""
-    slots = tf.range(tf.shape(items)[0])
-    fed = tf.stack([slots, items], axis=1)  # one movie per slot: written in place, not compared
-    return tf.tensor_scatter_nd_update(seen & ~reset[:, None], fed, tf.ones_like(items, tf.bool))
+    return set_per_row(seen & ~reset[:, None], items, True)
+
+
+def set_per_row(mask, columns, value: bool):
+    """``mask`` with ``mask[i, columns[i]] = value`` for every row i: one write per row, in place,
+    instead of comparing every column with ``columns``."""
+    at = tf.stack([tf.range(tf.shape(columns)[0]), columns], axis=1)
+    return tf.tensor_scatter_nd_update(mask, at, tf.fill(tf.shape(columns), value))
 
 
 def _rows(table, ids):

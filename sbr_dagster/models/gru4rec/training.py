@@ -27,7 +27,7 @@ from sbr_dagster.models.base import AfterEpoch, Log, Verdict
 from sbr_dagster.models.device import device_name, seed_everything
 from sbr_dagster.models.gru4rec.batching import Schedule, cell_values, chunks, session_parallel
 from sbr_dagster.models.gru4rec.config import GRU4RecConfig
-from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network, remember
+from sbr_dagster.models.gru4rec.network import GRU4RecNetwork, build_network, remember, set_per_row
 from sbr_dagster.models.optimizer import SparseOptimizer
 
 
@@ -110,10 +110,7 @@ class _Trainer:
         weights = tf.cast(mask, tf.float32)
         if self.config.loss == "cross_entropy":
             if excluded is not None:  # the session's earlier movies, never the target itself
-                events = tf.range(tf.shape(targets)[0])
-                excluded = tf.tensor_scatter_nd_update(
-                    excluded, tf.stack([events, targets], axis=1), tf.zeros_like(targets, tf.bool)
-                )
+                excluded = set_per_row(excluded, targets, False)
             losses = softmax.cross_entropy(
                 self.model.score_all(output), self.model.score_targets(output, targets), excluded
             )
