@@ -14,7 +14,13 @@ from pathlib import Path
 import dagster as dg
 
 from sbr_dagster.defs.pipeline import build_definitions
-from sbr_dagster.defs.resources import DataLake, LakeParquetIOManager, MovieLensSource, PreprocessingSettings
+from sbr_dagster.defs.resources import (
+    DataLake,
+    LakeParquetIOManager,
+    MovieLensSource,
+    PreprocessingSettings,
+    RunSettings,
+)
 from sbr_dagster.errors import InputDataError
 
 CLI_LOG = "dagster.log"
@@ -54,7 +60,7 @@ def resources_for(data: Path | MovieLensSource, lake_root: Path | str, **setting
     data_lake = DataLake(root=str(lake_root))
     return {
         "lake": data_lake,
-        "io_manager": LakeParquetIOManager(lake=data_lake),
+        "io_manager": LakeParquetIOManager(lake=data_lake, run_settings=RunSettings()),
         "movielens": movielens,
         "preprocessing": PreprocessingSettings(**settings),
     }

@@ -2,7 +2,9 @@
 
 A real ``dagster asset materialize`` process is SIGKILLed while it writes a table; every Parquet
 file left in the lake must then be exactly the old version or exactly the new one. A re-run must
-succeed, remove the killed writer's temporary files, and a further re-run must change no byte.
+succeed, remove the killed writer's temporary files, and a further re-run must change no byte. With
+steps in parallel the writer is a step's process: killing the run must end it too, so no step of a
+killed run goes on writing (Linux).
 """
 
 from __future__ import annotations
@@ -28,11 +30,38 @@ SELECTION = ",".join(
 )
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def kill_during_write(
     process: subprocess.Popen, directory: Path, timeout_s: float = 180, prefix: str = ""
 ) -> Path | None:
     """SIGKILL ``process`` as soon as a temporary file (``prefix``: a staging folder whose name starts
     so) shows up in ``directory``; return it. None when the process ended (or the time ran out) first.
+    Every process the run started must end within seconds of it.
     """
     deadline = time.monotonic() + timeout_s
     caught = None
@@ -45,15 +74,22 @@ def kill_during_write(
             caught = next((Path(e.path) for e in os.scandir(directory) if temporary(e.name)), None)
         if caught is None:
             time.sleep(0.001)
+    below = descendants(process.pid)
     process.kill()  # SIGKILL: no cleanup handler runs
     process.wait()
+    deadline = time.monotonic() + 10
+    while [pid for pid in below if running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [pid for pid in below if running(pid)], "a process of the killed run is still running"
     return caught
 
 
-def old_lake_then_killed_update(tmp_path: Path, prefix: str = "") -> tuple[Path, Path, dict[str, bytes]]:
+def old_lake_then_killed_update(
+    tmp_path: Path, prefix: str = "", parallel_steps: str = "1"
+) -> tuple[Path, Path, dict[str, bytes]]:
     """A lake built from small data, then a real materialization of larger data SIGKILLed while it
-    writes (a ``.tmp`` file, or with ``prefix`` a staging folder); returns the lake, the new data
-    and the old lake's bytes."""
+    writes (a ``.tmp`` file, or with ``prefix`` a staging folder), running ``parallel_steps`` steps
+    at a time; returns the lake, the new data and the old lake's bytes."""
     old_data = synthetic.write_ml1m_like(tmp_path / "old", n_users=60, n_items=80, seed=1)
     # ~450k ratings: writing the user sessions table takes a good fraction of a second.
     new_data = synthetic.write_ml1m_like(tmp_path / "new", n_users=10_000, n_items=2_000, seed=2)
@@ -68,6 +104,7 @@ def old_lake_then_killed_update(tmp_path: Path, prefix: str = "") -> tuple[Path,
             lake_root=root,
             definition="user",
             workdir=tmp_path,
+            SBR_PARALLEL_STEPS=parallel_steps,
         )
         caught = kill_during_write(materialize, root / "user", prefix=prefix)
         if caught is not None and caught.exists():
@@ -75,8 +112,10 @@ def old_lake_then_killed_update(tmp_path: Path, prefix: str = "") -> tuple[Path,
     pytest.fail("the materialization was never caught in the middle of a write")
 
 
-def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path):
-    root, new_data, old = old_lake_then_killed_update(tmp_path)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("parallel_steps", ["1", "2"])
+def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path, parallel_steps):
+    root, new_data, old = old_lake_then_killed_update(tmp_path, parallel_steps=parallel_steps)
 
     after_kill = lake_files(root)
     tables = sorted(name for name in after_kill if name.endswith(".parquet") and "/." not in name)
@@ -104,10 +143,25 @@ def finished_pid() -> int:
     return process.pid
 
 
+def zombie() -> subprocess.Popen:
+    """A process that has ended but is not reaped yet: it still exists, and never writes again."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while running(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (Path("/proc") / str(process.pid)).exists() and not running(process.pid)
+    return process
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_rewrite_removes_temporaries_of_dead_writers_only(tmp_path):
     target = tmp_path / "model.keras"
-    dead, alive = finished_pid(), os.getppid()
-    dead_files = [f".model.keras.{dead}.x1y2.keras.tmp", f".model.keras.{dead}.x1y2.keras"]
+    dead, alive, ended = finished_pid(), os.getppid(), zombie()
+    dead_files = [
+        f".model.keras.{dead}.x1y2.keras.tmp",
+        f".model.keras.{dead}.x1y2.keras",
+        f".model.keras.{ended.pid}.z1z2.keras.tmp",  # a killed step whose parent died with it
+    ]
     kept_files = [
         f".model.keras.{alive}.a1b2.keras.tmp",  # a live writer's: never touched
         f".other.keras.{dead}.c3d4.tmp",  # another target's: cleaned when that one is written
@@ -122,6 +176,7 @@ def test_rewrite_removes_temporaries_of_dead_writers_only(tmp_path):
 
     assert target.read_bytes() == b"complete"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, *kept_files])
+    ended.wait()
 
 
 def test_directory_is_replaced_as_a_whole(tmp_path):
@@ -144,6 +199,7 @@ def test_directory_is_replaced_as_a_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["gru4rec"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_killed_inside_the_split_leaves_the_old_split_whole_and_rerun_writes_the_new_one(tmp_path):
     """The four split tables are one unit: a kill while they are written leaves the old four."""
     staging = f".{layout.SPLIT_DIR}."  # the folder the new split is written into before the swap

@@ -2,7 +2,10 @@
 
 Each run is a whole ``dg launch --job everything`` (preprocess, tiny training, evaluation) in
 its own process on the CPU, with a different ``PYTHONHASHSEED`` for the two same-seed runs, so
-nothing may hang on set order, process state or thread timing. The three runs go concurrently.
+nothing may hang on set order, process state or thread timing. One of them runs its steps one by
+one in its own process (``SBR_PARALLEL_STEPS=1``, TensorFlow on every core), the others two at a
+time in forked processes (a share of the cores each): the executor must not change a byte either.
+The three runs go concurrently.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ def curve(lake_root: Path) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def runs(ml1m_like_dir, tmp_path_factory) -> dict[str, Path]:
     """Lake roots of three full runs: seed 0 twice (different hash seeds), and seed 1."""
-    plan = {"seed0": (0, "1"), "seed0_again": (0, "987654"), "seed1": (1, "1")}
+    plan = {"seed0": (0, "1", "2"), "seed0_again": (0, "987654", "1"), "seed1": (1, "1", "2")}
     processes = {}
-    for name, (seed, hash_seed) in plan.items():
+    for name, (seed, hash_seed, parallel_steps) in plan.items():
         workdir = tmp_path_factory.mktemp(name)
         run_config = workdir / "run.yaml"  # JSON is YAML
         run_config.write_text(
@@ -70,6 +73,7 @@ def runs(ml1m_like_dir, tmp_path_factory) -> dict[str, Path]:
                 definition=DEFINITION,
                 workdir=workdir,
                 PYTHONHASHSEED=hash_seed,
+                SBR_PARALLEL_STEPS=parallel_steps,
                 CUDA_VISIBLE_DEVICES="-1",  # CPU: the determinism promised is the CPU's
             ),
         )

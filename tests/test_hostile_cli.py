@@ -87,6 +87,14 @@ def test_a_broken_experiments_file_is_one_line(project):
     assert lake_files(root / "lake") == before
 
 
+def test_a_wrong_number_of_parallel_steps_is_one_line_before_anything_runs(project):
+    root, env, before = project
+    code, output = launch(root, {**env, "SBR_PARALLEL_STEPS": "0"}, "--job", "preprocess")
+    assert code == 2
+    assert output.strip() == "error: SBR_PARALLEL_STEPS must be a whole number >= 1; got '0'.", output
+    assert lake_files(root / "lake") == before
+
+
 def test_invalid_settings_fail_before_any_table_is_written(project):
     """A new rating policy with an impossible split: nothing is rewritten, not even the sessions."""
     root, env, before = project

@@ -17,7 +17,7 @@ LAYERS = [
     ("evaluation",),
     ("training",),
     ("experiments", "serving", "reports", "testing"),
-    ("defs", "definitions", "cli"),
+    ("defs", "definitions", "cli", "step_process"),
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 DAGSTER_ALLOWED = ("defs", "definitions")

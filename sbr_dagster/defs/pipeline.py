@@ -37,6 +37,20 @@ def main_models(definition: str) -> tuple[str, ...]:
     return MAIN_MODELS.get(definition, (registry.PRIMARY,))
 
 
+def executor() -> dg.ExecutorDefinition:
+    """``SBR_PARALLEL_STEPS`` steps at once, each in a process forked from one that has the code
+    loaded (``sbr_dagster.step_process``); 1 runs them one by one in the run's own process."""
+    steps = settings.parallel_steps()
+    if steps == 1:
+        return dg.in_process_executor
+    fixed = {
+        "max_concurrent": steps,
+        "start_method": {"forkserver": {"preload_modules": ["sbr_dagster.step_process"]}},
+    }
+    # An empty schema: a run config's ``execution`` block is refused, not silently dropped.
+    return dg.multiprocess_executor.configured(lambda _: fixed, name="parallel_steps", config_schema={})
+
+
 def build_definitions(
     definition_names: tuple[str, ...] | None = None,
     resources: dict[str, object] | None = None,
@@ -96,7 +110,7 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        resources={**default_resources(), "run_settings": run_settings, **(resources or {})},
+        resources={**default_resources(run_settings), **(resources or {})},
         jobs=[
             dg.define_asset_job(
                 "preprocess",
@@ -130,7 +144,7 @@ def build_definitions(
                 description="Every experiment of experiments.yaml and the leaderboard.",
             ),
         ],
-        executor=dg.in_process_executor,
+        executor=executor(),
     )
 
 

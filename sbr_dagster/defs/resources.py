@@ -42,10 +42,43 @@ class DataLake(dg.ConfigurableResource):
         return layout.download_dir(self.root)
 
 
+class RunSettings(dg.ConfigurableResource):
+    """Checks every op setting of a run when it starts, so a wrong model setting fails before the
+    preprocessing steps of the same run rewrite a table. ``models`` maps each training op to its
+    model (filled in by the pipeline); counts named in ``POSITIVE_SETTINGS`` must be >= 1 in any op.
+    The IO manager holds it too: each step initialises only the resources it uses, in its own
+    process when steps run in parallel, and every step reads or writes through the IO manager."""
+
+    models: dict[str, str] = pydantic.Field(default_factory=dict)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        ops = (context.dagster_run.run_config or {}).get("ops", {}) if context.dagster_run else {}
+        for op, entry in ops.items():
+            settings_of = dict((entry or {}).get("config") or {})
+            if op in self.models:
+                try:
+                    registry.make_config(self.models[op], settings_of)
+                except InputDataError as error:
+                    raise InputDataError(f"ops.{op}.config: {error}") from None
+            for name, value in settings_of.items():
+                if name in POSITIVE_SETTINGS and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1
+                ):
+                    raise InputDataError(
+                        f"ops.{op}.config.{name} must be a whole number >= 1; got {value!r}."
+                    )
+
+
+# Evaluation and sample settings that must be positive counts (see defs/assets/modeling.py).
+POSITIVE_SETTINGS = ("n_bootstrap", "n_sessions", "history_length")
+
+
 class LakeParquetIOManager(dg.ConfigurableIOManager):
-    """Stores Polars frames as Parquet in the lake, atomically, at a path named by the asset key."""
+    """Stores Polars frames as Parquet in the lake, atomically, at a path named by the asset key;
+    no step of a run whose settings are wrong reads or writes a table (``RunSettings``)."""
 
     lake: DataLake
+    run_settings: RunSettings
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         if obj is None:
@@ -121,40 +154,13 @@ class PreprocessingSettings(dg.ConfigurableResource):
         )
 
 
-class RunSettings(dg.ConfigurableResource):
-    """Checks every op setting of a run when it starts, so a wrong model setting fails before the
-    preprocessing steps of the same run rewrite a table. ``models`` maps each training op to its
-    model (filled in by the pipeline); counts named in ``POSITIVE_SETTINGS`` must be >= 1 in any op."""
-
-    models: dict[str, str] = pydantic.Field(default_factory=dict)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        ops = (context.dagster_run.run_config or {}).get("ops", {}) if context.dagster_run else {}
-        for op, entry in ops.items():
-            settings_of = dict((entry or {}).get("config") or {})
-            if op in self.models:
-                try:
-                    registry.make_config(self.models[op], settings_of)
-                except InputDataError as error:
-                    raise InputDataError(f"ops.{op}.config: {error}") from None
-            for name, value in settings_of.items():
-                if name in POSITIVE_SETTINGS and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 1
-                ):
-                    raise InputDataError(
-                        f"ops.{op}.config.{name} must be a whole number >= 1; got {value!r}."
-                    )
-
-
-# Evaluation and sample settings that must be positive counts (see defs/assets/modeling.py).
-POSITIVE_SETTINGS = ("n_bootstrap", "n_sessions", "history_length")
-
-
-def default_resources() -> dict[str, object]:
+def default_resources(run_settings: RunSettings | None = None) -> dict[str, object]:
     data_lake = DataLake(root=settings.lake_root())
+    run_settings = run_settings or RunSettings()
     return {
         "lake": data_lake,
-        "io_manager": LakeParquetIOManager(lake=data_lake),
+        "run_settings": run_settings,
+        "io_manager": LakeParquetIOManager(lake=data_lake, run_settings=run_settings),
         "movielens": MovieLensSource(local_dir=settings.ml1m_dir()),
         "preprocessing": PreprocessingSettings(),
     }

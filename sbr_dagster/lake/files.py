@@ -109,8 +109,18 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's live process
-    return True
+        pass  # someone else's process
+    return not _ended(pid)
+
+
+def _ended(pid: int) -> bool:
+    """A zombie (Linux: ended, not yet reaped by its parent) never writes again, though it exists:
+    a killed step waits so when the process that forked it died with it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # no /proc: trust the existence check
+    return state in ("Z", "X")
 
 
 def temporary_prefix(target: str | os.PathLike[str]) -> str:

@@ -17,7 +17,7 @@ import pydantic
 
 from sbr_dagster.data.arrays import Sessions
 from sbr_dagster.data.timeline import Replay
-from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS, training_op_tags
 from sbr_dagster.defs.assets.source import MOVIES_KEY, RATINGS_KEY
 from sbr_dagster.defs.assets.timeline import REPLAY_INS
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
@@ -116,6 +116,7 @@ def training_asset(
         group_name=group,
         kinds={"tensorflow", "keras"},
         tags=MODELING_TAGS,
+        op_tags=training_op_tags(model),
         code_version=CODE_VERSION,
         description=description or f"{model} trained on `{definition}` (best validation epoch kept).",
     )

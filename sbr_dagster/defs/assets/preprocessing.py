@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import cleansing, schema, sessions, splitting, statistics, timeline
-from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_OP_TAGS, PREPROCESSING_TAGS
 from sbr_dagster.defs.assets.source import RATINGS_KEY
 from sbr_dagster.defs.assets.timeline import CUTS_KEY, PROTOCOL_INS, PROTOCOL_KEYS
 from sbr_dagster.defs.metadata import flatten, session_plots, table_md, table_output
@@ -22,6 +22,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         group_name=name,
         kinds={"polars", "parquet"},
         tags=PREPROCESSING_TAGS,
+        op_tags=PREPROCESSING_OP_TAGS,
         code_version=CODE_VERSION,
         description=f"Events cut into sessions by `{name}`, low ratings removed per the rating policy.",
     )
@@ -53,6 +54,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
         group_name=name,
         kinds={"polars", "parquet"},
         tags=PREPROCESSING_TAGS,
+        op_tags=PREPROCESSING_OP_TAGS,
         code_version=CODE_VERSION,
         description="Short sessions and rare items dropped, repeatedly, until nothing changes; on the "
         "timeline protocol only the events before T_valid, so no later rating decides what is kept.",
@@ -86,6 +88,7 @@ def preprocessing_assets(name: str) -> list[dg.AssetsDefinition]:
 
     @dg.multi_asset(
         name=f"{name}__split",
+        op_tags=PREPROCESSING_OP_TAGS,
         ins={
             "cleansed": dg.AssetIn(list(layout.definition_key(name, "cleansed"))),
             "ratings": dg.AssetIn(RATINGS_KEY),

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import parsing, source
-from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, PREPROCESSING_OP_TAGS, PREPROCESSING_TAGS
 from sbr_dagster.defs.metadata import table_output
 from sbr_dagster.defs.resources import DataLake, MovieLensSource, PreprocessingSettings
 from sbr_dagster.errors import InputDataError
@@ -12,7 +12,12 @@ from sbr_dagster.lake import layout
 
 RATINGS_KEY = dg.AssetKey(list(layout.RATINGS))
 MOVIES_KEY = dg.AssetKey(list(layout.MOVIES))
-RAW = {"group_name": layout.RAW, "kinds": {"polars", "parquet"}, "tags": PREPROCESSING_TAGS}
+RAW = {
+    "group_name": layout.RAW,
+    "kinds": {"polars", "parquet"},
+    "tags": PREPROCESSING_TAGS,
+    "op_tags": PREPROCESSING_OP_TAGS,
+}
 
 
 def raw_assets() -> list[dg.AssetsDefinition]:

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import schema, timeline
-from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS, PREPROCESSING_TAGS
+from sbr_dagster.defs.assets import CODE_VERSION, MODELING_TAGS, PREPROCESSING_OP_TAGS, PREPROCESSING_TAGS
 from sbr_dagster.defs.assets.source import RATINGS_KEY
 from sbr_dagster.defs.metadata import flatten, table_md, table_output
 from sbr_dagster.defs.resources import DataLake, PreprocessingSettings
@@ -43,6 +43,7 @@ def timeline_assets(definitions: tuple[str, ...]) -> list[dg.AssetsDefinition]:
 
     @dg.multi_asset(
         name="timeline",
+        op_tags=PREPROCESSING_OP_TAGS,
         ins={"ratings": dg.AssetIn(RATINGS_KEY)},
         can_subset=True,  # a selection such as '+gap_1h/metrics' reaches the cuts and targets only
         outs={

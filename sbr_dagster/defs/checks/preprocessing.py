@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from sbr_dagster.data import parsing, schema, source, validation
+from sbr_dagster.defs.assets import PREPROCESSING_OP_TAGS
 from sbr_dagster.defs.assets.source import MOVIES_KEY, RATINGS_KEY
 from sbr_dagster.defs.resources import PreprocessingSettings
 from sbr_dagster.lake import layout
@@ -28,7 +29,10 @@ def latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) ->
 
 def raw_checks() -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
-        asset=RATINGS_KEY, blocking=True, description="Dtypes and no nulls in the parsed ratings."
+        asset=RATINGS_KEY,
+        blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
+        description="Dtypes and no nulls in the parsed ratings.",
     )
     def ratings_schema(ratings: pl.DataFrame) -> dg.AssetCheckResult:
         return result(
@@ -40,6 +44,7 @@ def raw_checks() -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset=RATINGS_KEY,
         blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
         description="When the source is the real ML-1M ratings.dat: 1,000,209 ratings, 6,040 users, "
         "3,706 items.",
     )
@@ -66,6 +71,7 @@ def raw_checks() -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset=RATINGS_KEY,
         blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
         additional_ins={"movies": dg.AssetIn(MOVIES_KEY)},
         description="Every rated movie is in the movies table (titles for recommendations).",
     )
@@ -87,6 +93,7 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         asset=cleansed_key,
         name="cleansing_thresholds",
         blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
         description="No nulls, every session >= min length, every item >= min support.",
     )
     def cleansing_thresholds(cleansed: pl.DataFrame, preprocessing: PreprocessingSettings):
@@ -102,6 +109,7 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         asset=train_key,
         name="split_schema",
         blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
         additional_ins=ins,
         description="train/valid/test have the split schema, no nulls, sessions >= min length.",
     )
@@ -130,6 +138,7 @@ def preprocessing_checks(name: str) -> list[dg.AssetChecksDefinition]:
         asset=train_key,
         name="split_leaks_nothing",
         blocking=True,
+        op_tags=PREPROCESSING_OP_TAGS,
         additional_ins=ins,
         description="timeline: no train event at or after T_valid, targets within their periods; "
         "days / fraction: sessions disjoint, valid/test items within train, cut-offs respected.",
