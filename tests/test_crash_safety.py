@@ -24,6 +24,7 @@ from sbr_dagster.lake import files as lake
 from sbr_dagster.lake import layout
 from sbr_dagster.testing import synthetic
 
+NEEDS_PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 SELECTION = ",".join(
     ["raw/ratings", "raw/movies"]
     + [f"user/{table}" for table in ("sessions", "cleansed", "train", "valid", "test", "item_index")]
@@ -49,13 +50,6 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def running(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def kill_during_write(
     process: subprocess.Popen, directory: Path, timeout_s: float = 180, prefix: str = ""
 ) -> Path | None:
@@ -78,9 +72,9 @@ def kill_during_write(
     process.kill()  # SIGKILL: no cleanup handler runs
     process.wait()
     deadline = time.monotonic() + 10
-    while [pid for pid in below if running(pid)] and time.monotonic() < deadline:
+    while [pid for pid in below if lake.running(pid)] and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not [pid for pid in below if running(pid)], "a process of the killed run is still running"
+    assert not [pid for pid in below if lake.running(pid)], "a process of the killed run is still running"
     return caught
 
 
@@ -112,7 +106,7 @@ def old_lake_then_killed_update(
     pytest.fail("the materialization was never caught in the middle of a write")
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@NEEDS_PROC
 @pytest.mark.parametrize("parallel_steps", ["1", "2"])
 def test_killed_mid_write_leaves_old_or_new_tables_and_rerun_cleans_up(tmp_path, parallel_steps):
     root, new_data, old = old_lake_then_killed_update(tmp_path, parallel_steps=parallel_steps)
@@ -147,13 +141,13 @@ def zombie() -> subprocess.Popen:
     """A process that has ended but is not reaped yet: it still exists, and never writes again."""
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30
-    while running(process.pid) and time.monotonic() < deadline:
+    while lake.running(process.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert (Path("/proc") / str(process.pid)).exists() and not running(process.pid)
+    assert (Path("/proc") / str(process.pid)).exists() and not lake.running(process.pid)
     return process
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@NEEDS_PROC
 def test_rewrite_removes_temporaries_of_dead_writers_only(tmp_path):
     target = tmp_path / "model.keras"
     dead, alive, ended = finished_pid(), os.getppid(), zombie()
@@ -199,7 +193,7 @@ def test_directory_is_replaced_as_a_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["gru4rec"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@NEEDS_PROC
 def test_killed_inside_the_split_leaves_the_old_split_whole_and_rerun_writes_the_new_one(tmp_path):
     """The four split tables are one unit: a kill while they are written leaves the old four."""
     staging = f".{layout.SPLIT_DIR}."  # the folder the new split is written into before the swap

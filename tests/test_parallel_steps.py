@@ -17,6 +17,7 @@ import pytest
 
 from sbr_dagster import settings
 from sbr_dagster.defs import pipeline
+from sbr_dagster.defs.assets import PRIORITY
 from sbr_dagster.errors import InputDataError
 from sbr_dagster.lake import layout
 
@@ -157,7 +158,7 @@ def test_preprocessing_runs_before_training_and_the_longest_training_first(monke
     outranks GRU4Rec: so both cores train until the end, and the longest does not start last."""
     monkeypatch.setenv(settings.ENV_PARALLEL_STEPS, "2")
     job = pipeline.build_definitions(experiments=[]).resolve_job_def("everything")
-    priority = {node.name: int(node.tags.get("dagster/priority", 0)) for node in job.nodes}
+    priority = {node.name: int(node.tags.get(PRIORITY, 0)) for node in job.nodes}
     trainings = {n: p for n, p in priority.items() if n.rsplit("__", 1)[-1] in ("gru4rec", "sasrec")}
     assert set(trainings) == {f"{d}__gru4rec" for d in settings.DEFAULT_DEFINITIONS} | {"user__sasrec"}
     plan = job.get_job_snapshot().dep_structure_snapshot

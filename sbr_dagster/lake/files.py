@@ -103,7 +103,8 @@ def _writer_pid(path: Path, target: Path) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether process ``pid`` may still write (a temporary file it named is then not stale)."""
     try:
         os.kill(pid, 0)  # signal 0: existence check only
     except ProcessLookupError:
@@ -136,7 +137,7 @@ def remove_stale(target: str | os.PathLike[str]) -> list[Path]:
     stale = []
     for sibling in target.parent.glob(f".{glob.escape(target.name)}.*"):
         pid = _writer_pid(sibling, target)
-        if pid is None or pid == os.getpid() or _running(pid):
+        if pid is None or pid == os.getpid() or running(pid):
             continue
         if sibling.is_dir() and not sibling.is_symlink():
             shutil.rmtree(sibling, ignore_errors=True)

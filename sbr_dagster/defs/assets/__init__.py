@@ -11,9 +11,10 @@ MODELING_TAGS = {"stage": "modeling"}
 # Preprocessing and its checks (about a minute in all) go first, so every training can start; then
 # the trainings, longest first (on ML-1M with one thread each: SASRec 14 min, GRU4Rec 7 to 9), so
 # that no core is left alone with the longest at the end; evaluation and the rest after them.
-PREPROCESSING_OP_TAGS = {"dagster/priority": "3"}
+PRIORITY = "dagster/priority"
+PREPROCESSING_OP_TAGS = {PRIORITY: "3"}
 TRAINING_PRIORITY = {"sasrec": 2}
 
 
 def training_op_tags(model: str) -> dict[str, str]:
-    return {"dagster/priority": str(TRAINING_PRIORITY.get(model, 1))}
+    return {PRIORITY: str(TRAINING_PRIORITY.get(model, 1))}
